@@ -1,0 +1,62 @@
+import t from 'tap';
+import { OpusDecoder, OpusEncoder } from './opus.js';
+
+function tone(n: number, rate: number, hz: number, amp = 8000, phase0 = 0): Int16Array {
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(amp * Math.sin(phase0 + (2 * Math.PI * hz * i) / rate));
+  return out;
+}
+function rms(x: Int16Array): number {
+  let s = 0;
+  for (const v of x) s += v * v;
+  return Math.sqrt(s / Math.max(1, x.length));
+}
+
+t.test('a tone encoded at 24 kHz decodes at 16 kHz with its level and frequency kept', async (t) => {
+  const enc = new OpusEncoder({ sampleRate: 24000 });
+  const dec = new OpusDecoder(16000);
+  t.teardown(() => { enc.close(); dec.close(); });
+  const decoded: Int16Array[] = [];
+  for (let f = 0; f < 50; f++) {
+    const frame = tone(480, 24000, 440, 8000, (2 * Math.PI * 440 * f * 480) / 24000);
+    const pkt = enc.encode(frame);
+    t.ok(pkt.length > 0 && pkt.length < 400, 'packet has a plausible size');
+    const pcm = dec.decode(pkt);
+    t.equal(pcm.length, 320, '20 ms at 16 kHz');
+    decoded.push(pcm);
+  }
+  // Skip the codec's start-up frames, then check level and zero crossings (440 Hz → 8.8 per 10 ms).
+  const tail = Int16Array.from(decoded.slice(10).flatMap((a) => Array.from(a)));
+  const level = rms(tail);
+  t.ok(level > 4000 && level < 7500, `rms ${level.toFixed(0)} close to the input's 5657`);
+  let zc = 0;
+  for (let i = 1; i < tail.length; i++) if ((tail[i - 1]! < 0) !== (tail[i]! < 0)) zc++;
+  const hz = zc / 2 / (tail.length / 16000);
+  t.ok(Math.abs(hz - 440) < 15, `frequency ${hz.toFixed(1)} Hz`);
+});
+
+t.test('several codecs at once do not disturb each other', async (t) => {
+  const pairs = Array.from({ length: 6 }, () => ({ enc: new OpusEncoder(), dec: new OpusDecoder() }));
+  t.teardown(() => pairs.forEach((p) => { p.enc.close(); p.dec.close(); }));
+  const levels = pairs.map(() => 0);
+  for (let f = 0; f < 30; f++) {
+    pairs.forEach((p, i) => {
+      const amp = 2000 * (i + 1);
+      const pcm = p.dec.decode(p.enc.encode(tone(480, 24000, 300 + 100 * i, amp, (2 * Math.PI * (300 + 100 * i) * f * 480) / 24000)));
+      if (f >= 10) levels[i] += rms(pcm) / 20;
+    });
+  }
+  for (let i = 1; i < levels.length; i++) t.ok(levels[i]! > levels[i - 1]!, `stream ${i} louder than ${i - 1}`);
+});
+
+t.test('wrong frame sizes and use after close are clear errors; close twice is harmless', async (t) => {
+  const enc = new OpusEncoder();
+  t.throws(() => enc.encode(new Int16Array(100)), /480 samples/);
+  enc.close();
+  enc.close();
+  t.throws(() => enc.encode(new Int16Array(480)), /after close/);
+  const dec = new OpusDecoder();
+  t.throws(() => dec.decode(new Uint8Array([0xff, 0xff, 0xff])), 'corrupt packet throws');
+  dec.close();
+  dec.close();
+});

@@ -1,0 +1,155 @@
+import t from 'tap';
+import { framesDue, MAX_CATCH_UP } from './pacer-core.js';
+import { OpusDecoder, OpusEncoder } from './opus.js';
+import { Pacer, PacerScheduler, type FrameTag } from './pacer.js';
+import type { OutgoingHeader } from './rtp.js';
+
+t.test('framesDue counts slots from t0, not ticks', async (t) => {
+  t.same(framesDue({ t0: 0, sent: 0 }, 0), { send: 1, skip: 0, nextAt: 20 }, 'the first frame is due at t0');
+  t.same(framesDue({ t0: 0, sent: 1 }, 19.9), { send: 0, skip: 0, nextAt: 20 });
+  t.same(framesDue({ t0: 0, sent: 1 }, 20), { send: 1, skip: 0, nextAt: 40 });
+  t.same(framesDue({ t0: 0, sent: 1 }, 43), { send: 2, skip: 0, nextAt: 60 }, 'a late tick catches up');
+  // 1000 ticks that each fire 3 ms late still send exactly one frame per 20 ms slot.
+  const c = { t0: 0, sent: 0 };
+  for (let slot = 0; slot < 1000; slot++) {
+    const d = framesDue(c, slot * 20 + 3);
+    c.sent += d.send + d.skip;
+  }
+  t.equal(c.sent, 1000, 'no drift');
+});
+
+t.test('after a long stall it sends a bounded burst and skips the rest', async (t) => {
+  const d = framesDue({ t0: 0, sent: 1 }, 500);
+  t.equal(d.send, MAX_CATCH_UP);
+  t.equal(d.skip, 25 - MAX_CATCH_UP);
+  t.equal(d.nextAt, 520);
+});
+
+/** A scheduler on a fake clock, driven by hand. */
+function fakeScheduler() {
+  let now = 0;
+  const sched = new PacerScheduler(() => now);
+  return {
+    sched,
+    advance(ms: number, pacer: Pacer) {
+      const end = now + ms;
+      while (pacer.nextAt <= end) {
+        now = pacer.nextAt;
+        pacer.tick(now);
+      }
+      now = end;
+    },
+  };
+}
+
+function setup() {
+  const enc = new OpusEncoder({ sampleRate: 24000 });
+  const sent: { payload: Buffer; header: OutgoingHeader }[] = [];
+  const played: FrameTag[] = [];
+  const log: string[] = [];
+  const { sched, advance } = fakeScheduler();
+  const pacer = new Pacer({
+    encoder: enc,
+    scheduler: sched,
+    maxQueueMs: 200,
+    send: (payload, header) => sent.push({ payload, header }),
+    events: { talkStart: (at) => log.push(`start@${at}`), talkEnd: (at) => log.push(`end@${at}`), played: (tag) => played.push(tag) },
+  });
+  return { enc, pacer, sent, played, log, advance: (ms: number) => advance(ms, pacer), sched };
+}
+
+t.test('an idle pacer sends one silence frame every 20 ms with continuous RTP numbering', async (t) => {
+  const { enc, pacer, sent, advance } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  advance(1000);
+  t.equal(sent.length, 51, 'frames at 0, 20, …, 1000 ms');
+  for (let i = 1; i < sent.length; i++) {
+    t.equal((sent[i]!.header.sequenceNumber - sent[i - 1]!.header.sequenceNumber) & 0xffff, 1);
+    t.equal((sent[i]!.header.timestamp - sent[i - 1]!.header.timestamp) >>> 0, 960);
+  }
+  t.notOk(sent.some((s) => s.header.marker), 'silence never sets the marker');
+  const dec = new OpusDecoder();
+  const pcm = dec.decode(sent[10]!.payload);
+  dec.close();
+  t.ok(pcm.every((v) => Math.abs(v) < 50), 'the silence frame decodes to silence');
+});
+
+t.test('queued speech is sent in order, tagged, with talkStart/talkEnd and the marker on the first frame', async (t) => {
+  const { enc, pacer, sent, played, log, advance } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  advance(40); // 3 silence frames (0, 20, 40)
+  const tone = new Int16Array(24000 * 0.1).map((_, i) => Math.round(6000 * Math.sin(i / 5)));
+  pacer.enqueue(tone, 7); // 100 ms = 5 frames
+  pacer.flush();
+  t.equal(pacer.queuedMs, 100);
+  t.ok(pacer.speaking);
+  advance(200);
+  const speech = sent.slice(3, 8);
+  t.ok(speech[0]!.header.marker, 'marker on the first speech frame');
+  t.notOk(speech.slice(1).some((s) => s.header.marker));
+  t.same(played.map((p) => p.segment), [7, 7, 7, 7, 7]);
+  t.same(played.map((p) => p.endMs), [20, 40, 60, 80, 100]);
+  t.same(log, ['start@60', 'end@160'], 'talk starts with the first speech frame and ends with the next silence slot');
+  t.notOk(pacer.speaking);
+});
+
+t.test('a partial frame is padded on flush and tagged with the true segment length', async (t) => {
+  const { enc, pacer, played, advance } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.enqueue(new Int16Array(600).fill(1000), 1); // 25 ms
+  pacer.flush();
+  advance(100);
+  t.same(played, [{ segment: 1, endMs: 20 }, { segment: 1, endMs: 25 }]);
+});
+
+t.test('clear() drops the queue at once and the next slot is silence', async (t) => {
+  const { enc, pacer, sent, advance, log } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.enqueue(new Int16Array(24000).fill(3000), 1); // 1 s
+  advance(60);
+  const before = sent.length;
+  const dropped = pacer.clear();
+  t.ok(dropped >= 900, `dropped ${dropped} ms`);
+  advance(20);
+  t.equal(sent.length, before + 1);
+  t.same(log, ['start@0', 'end@80']);
+});
+
+t.test('writers wait for room above maxQueueMs and are released as frames go out, or by clear/close', async (t) => {
+  const { enc, pacer, advance } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.enqueue(new Int16Array(24000 * 0.3), 1); // 300 ms > 200 ms cap
+  let released = false;
+  const p = pacer.waitForRoom().then(() => { released = true; });
+  await Promise.resolve();
+  t.notOk(released, 'blocked while over the cap');
+  advance(120);
+  await p;
+  t.ok(released, 'released once below the cap');
+  pacer.enqueue(new Int16Array(24000 * 0.3), 2);
+  const q = pacer.waitForRoom();
+  pacer.close();
+  await q;
+  t.pass('close releases waiters');
+});
+
+t.test('a stall skips slots: timestamps jump with the clock and stale audio is dropped', async (t) => {
+  const { enc, pacer, sent, sched } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.tick(0);
+  pacer.enqueue(new Int16Array(24000).fill(2000), 1); // 50 frames
+  pacer.tick(1000); // 49 slots overdue: send MAX_CATCH_UP, skip the rest
+  t.equal(sent.length, 1 + MAX_CATCH_UP);
+  t.equal(pacer.stats.skipped, 50 - MAX_CATCH_UP);
+  t.equal((sent.at(-1)!.header.timestamp - sent[0]!.header.timestamp) >>> 0, 960 * 50, 'the newest frame carries the timestamp of now');
+  t.ok(pacer.queuedMs <= 1000 - MAX_CATCH_UP * 20, 'skipped slots took their audio with them');
+  t.equal(sched.size, 1);
+  pacer.close();
+  t.equal(sched.size, 0, 'close removes it from the scheduler');
+});

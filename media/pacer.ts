@@ -1,0 +1,249 @@
+// The outgoing audio of one call: a bounded queue of 20 ms PCM frames, encoded to Opus only when due and sent
+// on a drift-free clock (pacer-core.ts). While EVA is quiet it keeps sending a silence frame every 20 ms:
+// gaps grew Chrome's jitter buffer from 35 to 221 ms in 25 s (WEBRTC-NOTES). Encoding at send time spreads the
+// codec's CPU evenly instead of in a burst per sentence, and a barge-in just drops PCM that was never encoded.
+//
+// All pacers of the process share one timer (PacerScheduler): 80 calls cost one setTimeout, not 80.
+import type { OpusEncoder } from './opus.js';
+import { framesDue } from './pacer-core.js';
+import { RtpSequencer, type OutgoingHeader } from './rtp.js';
+
+/** What a queued frame belongs to: lets the call know exactly how much of each TTS segment was played. */
+export interface FrameTag {
+  segment: number;
+  /** ms of the segment's audio played once this frame is sent. */
+  endMs: number;
+}
+
+export interface PacerEvents {
+  /** First speech frame of a talkspurt left the server. */
+  talkStart(atMs: number): void;
+  /** The queue ran dry after speech: EVA is quiet again. */
+  talkEnd(atMs: number): void;
+  /** A tagged frame was sent. */
+  played(tag: FrameTag): void;
+}
+
+export interface PacerOptions {
+  encoder: OpusEncoder;
+  send(payload: Buffer, header: OutgoingHeader): void;
+  scheduler?: PacerScheduler;
+  events?: Partial<PacerEvents>;
+  /** Most audio the queue holds; writers wait for room above it (backpressure, not dropping). */
+  maxQueueMs?: number;
+  now?: () => number;
+}
+
+interface QueuedFrame {
+  pcm: Int16Array;
+  tag?: FrameTag;
+}
+
+export class Pacer {
+  private readonly enc: OpusEncoder;
+  private readonly sendFn: PacerOptions['send'];
+  private readonly events: Partial<PacerEvents>;
+  private readonly scheduler: PacerScheduler;
+  private readonly maxFrames: number;
+  private readonly seq = new RtpSequencer();
+  private queue: QueuedFrame[] = [];
+  private partial: Int16Array;
+  private partialLen = 0;
+  private segment: number | undefined;
+  private segSamples = 0;
+  private silence: Buffer | null = null;
+  private talking = false;
+  private waiters: (() => void)[] = [];
+  private clock = { t0: 0, sent: 0 };
+  private running = false;
+  closed = false;
+  /** Counters for the bench: frames sent, speech frames, slots skipped after stalls. */
+  readonly stats = { frames: 0, speechFrames: 0, skipped: 0, underruns: 0 };
+  nextAt = 0;
+
+  constructor(opts: PacerOptions) {
+    this.enc = opts.encoder;
+    this.sendFn = opts.send;
+    this.events = opts.events ?? {};
+    this.scheduler = opts.scheduler ?? PacerScheduler.shared;
+    this.maxFrames = Math.ceil((opts.maxQueueMs ?? 2000) / 20);
+    this.partial = new Int16Array(this.enc.frameSamples);
+  }
+
+  get frameSamples(): number {
+    return this.enc.frameSamples;
+  }
+  get sampleRate(): number {
+    return this.enc.sampleRate;
+  }
+  get queuedMs(): number {
+    return (this.queue.length + (this.partialLen > 0 ? 1 : 0)) * 20;
+  }
+  get speaking(): boolean {
+    return this.talking || this.queue.length > 0;
+  }
+
+  start(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    this.clock = { t0: this.scheduler.now(), sent: 0 };
+    this.nextAt = this.clock.t0;
+    this.scheduler.add(this);
+  }
+
+  /**
+   * Queue PCM at the encoder's rate. With a `segment` id, each frame is tagged with how much of that segment
+   * has been played once it is sent (segments are queued one after another; a new id restarts the count).
+   */
+  enqueue(pcm: Int16Array, segment?: number): void {
+    if (this.closed) return;
+    if (segment !== this.segment) {
+      this.segment = segment;
+      this.segSamples = 0;
+    }
+    let i = 0;
+    const n = this.enc.frameSamples;
+    while (i < pcm.length) {
+      const take = Math.min(n - this.partialLen, pcm.length - i);
+      this.partial.set(pcm.subarray(i, i + take), this.partialLen);
+      this.partialLen += take;
+      this.segSamples += take;
+      i += take;
+      if (this.partialLen === n) this.pushPartial();
+    }
+  }
+
+  /** Pad and queue the last partial frame (end of a segment). */
+  flush(): void {
+    if (this.partialLen > 0) this.pushPartial();
+  }
+
+  private pushPartial(): void {
+    const tag =
+      this.segment === undefined ? undefined : { segment: this.segment, endMs: (this.segSamples * 1000) / this.enc.sampleRate };
+    this.queue.push({ pcm: this.partial, tag });
+    this.partial = new Int16Array(this.enc.frameSamples);
+    this.partialLen = 0;
+  }
+
+  /** Resolves when the queue has room (or the pacer was cleared or closed). */
+  waitForRoom(): Promise<void> {
+    if (this.queue.length < this.maxFrames || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Drop everything queued (barge-in). Returns how many ms of audio were dropped. */
+  clear(): number {
+    const dropped = this.queuedMs;
+    this.queue = [];
+    this.partialLen = 0;
+    this.wake();
+    return dropped;
+  }
+
+  /** @internal called by the scheduler when due. */
+  tick(now: number): void {
+    if (this.closed) return;
+    const due = framesDue(this.clock, now);
+    if (due.skip > 0) {
+      this.seq.skip(due.skip);
+      this.stats.skipped += due.skip;
+      // Drop the audio those slots would have carried, so the reply stays in time with the clock.
+      this.queue.splice(0, due.skip);
+    }
+    for (let k = 0; k < due.send; k++) this.sendOne(now);
+    this.clock.sent += due.send + due.skip;
+    this.nextAt = due.nextAt;
+    if (this.queue.length < this.maxFrames) this.wake();
+  }
+
+  private sendOne(now: number): void {
+    const frame = this.queue.shift();
+    if (frame) {
+      const header = this.seq.next(true);
+      const payload = this.enc.encode(frame.pcm);
+      if (!this.talking) {
+        this.talking = true;
+        this.events.talkStart?.(now);
+      }
+      this.sendFn(payload, header);
+      this.stats.frames++;
+      this.stats.speechFrames++;
+      if (frame.tag) this.events.played?.(frame.tag);
+      return;
+    }
+    if (this.talking) {
+      this.talking = false;
+      this.events.talkEnd?.(now);
+    }
+    this.silence ??= this.enc.encode(new Int16Array(this.enc.frameSamples));
+    this.sendFn(this.silence, this.seq.next(false));
+    this.stats.frames++;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const resolve of w) resolve();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.scheduler.remove(this);
+    this.wake();
+  }
+}
+
+/** One timer for every pacer in the process, armed for the earliest due frame. */
+export class PacerScheduler {
+  static readonly shared = new PacerScheduler();
+  private pacers = new Set<Pacer>();
+  private timer: NodeJS.Timeout | null = null;
+  /** Worst lateness seen (ms) since the last read, for the bench. */
+  maxLateMs = 0;
+
+  constructor(readonly now: () => number = () => performance.now()) {}
+
+  add(p: Pacer): void {
+    this.pacers.add(p);
+    this.arm();
+  }
+
+  remove(p: Pacer): void {
+    this.pacers.delete(p);
+    if (this.pacers.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  get size(): number {
+    return this.pacers.size;
+  }
+
+  private arm(): void {
+    if (this.timer || this.pacers.size === 0) return;
+    let next = Infinity;
+    for (const p of this.pacers) next = Math.min(next, p.nextAt);
+    const delay = Math.max(0, next - this.now());
+    this.timer = setTimeout(() => this.run(), delay);
+  }
+
+  private run(): void {
+    this.timer = null;
+    const now = this.now();
+    for (const p of this.pacers) {
+      if (p.nextAt <= now + 1) {
+        this.maxLateMs = Math.max(this.maxLateMs, now - p.nextAt);
+        try {
+          p.tick(now);
+        } catch (err) {
+          process.emitWarning(`pacer tick failed: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.arm();
+  }
+}

@@ -1,0 +1,74 @@
+import t from 'tap';
+import { DEFAULT_TURN_CONFIG, TurnDetector, type TurnEvent } from './turns.js';
+
+const W = 32;
+/** Runs a probability track (one value per 32 ms window) and returns the events, with their window index. */
+function run(probs: number[], opts: { evaSpeaking?: (i: number) => boolean; det?: TurnDetector } = {}) {
+  const det = opts.det ?? new TurnDetector();
+  const out: (TurnEvent & { i: number })[] = [];
+  probs.forEach((prob, i) => {
+    for (const e of det.step({ prob, atMs: (i + 1) * W, windowMs: W, evaSpeaking: opts.evaSpeaking?.(i) ?? false })) out.push({ ...e, i });
+  });
+  return out;
+}
+const rep = (p: number, n: number) => Array<number>(n).fill(p);
+const types = (evs: { type: string }[]) => evs.map((e) => e.type).filter((x) => x !== 'vad');
+
+t.test('speech then a long silence gives start, pause and end of turn in order', async (t) => {
+  const evs = run([...rep(0, 5), ...rep(0.9, 20), ...rep(0, 20)]);
+  t.same(types(evs), ['speech_start', 'pause', 'end_of_turn']);
+  const start = evs.find((e) => e.type === 'speech_start')!;
+  t.equal(start.atMs, 5 * W, 'onset is the first voiced window, not when it was confirmed');
+  const end = evs.find((e) => e.type === 'end_of_turn')! as Extract<TurnEvent, { type: 'end_of_turn' }>;
+  t.equal(end.speechEndMs, 25 * W);
+  t.ok(end.atMs - end.speechEndMs >= DEFAULT_TURN_CONFIG.endOfTurnMs, 'end of turn waits the whole window');
+  t.ok(end.atMs - end.speechEndMs < DEFAULT_TURN_CONFIG.endOfTurnMs + W, 'and not a window more');
+});
+
+t.test('a click shorter than minSpeechMs is not a turn', async (t) => {
+  t.same(types(run([...rep(0, 3), 0.9, ...rep(0, 30)])), []);
+});
+
+t.test('hysteresis: probabilities between the thresholds keep the current state', async (t) => {
+  const evs = run([...rep(0.9, 5), ...rep(0.4, 30), ...rep(0.1, 20)]);
+  const end = evs.find((e) => e.type === 'end_of_turn') as Extract<TurnEvent, { type: 'end_of_turn' }>;
+  t.equal(end.speechEndMs, 35 * W, 'the 0.4 windows counted as speech');
+  t.same(types(run([...rep(0.4, 10)])), [], '0.4 never starts speech');
+});
+
+t.test('a mid-sentence pause longer than pauseMs but shorter than endOfTurnMs gives pause then resume, one turn', async (t) => {
+  const evs = run([...rep(0.9, 10), ...rep(0, 8), ...rep(0.9, 10), ...rep(0, 20)]);
+  t.same(types(evs), ['speech_start', 'pause', 'resume', 'pause', 'end_of_turn']);
+  const end = evs.find((e) => e.type === 'end_of_turn') as Extract<TurnEvent, { type: 'end_of_turn' }>;
+  t.equal(end.speechStartMs, 0, 'the turn spans both parts');
+});
+
+t.test('speech over EVA becomes a barge-in only after bargeInMs; silence while EVA speaks does nothing', async (t) => {
+  const speaking = () => true;
+  const short = run([...rep(0, 5), ...rep(0.9, 3), ...rep(0, 20)], { evaSpeaking: speaking });
+  t.notOk(short.some((e) => e.type === 'barge_in'), '96 ms of speech is not a barge-in');
+  const long = run([...rep(0, 5), ...rep(0.9, 10)], { evaSpeaking: speaking });
+  const b = long.filter((e) => e.type === 'barge_in');
+  t.equal(b.length, 1, 'exactly one barge-in per voiced run');
+  t.equal((b[0] as Extract<TurnEvent, { type: 'barge_in' }>).onsetMs, 5 * W);
+  t.equal(b[0]!.atMs - 5 * W, DEFAULT_TURN_CONFIG.bargeInMs, 'decided right at bargeInMs');
+  t.notOk(run(rep(0, 40), { evaSpeaking: speaking }).length, 'silence gives no events');
+});
+
+t.test('vad events follow the hysteresis flips', async (t) => {
+  const evs = run([...rep(0.9, 3), ...rep(0, 3)]).filter((e) => e.type === 'vad');
+  t.same(evs.map((e) => (e as { speaking: boolean }).speaking), [true, false]);
+});
+
+t.test('bad configurations are refused', async (t) => {
+  t.throws(() => new TurnDetector({ ...DEFAULT_TURN_CONFIG, offThreshold: 0.9 }), /offThreshold/);
+  t.throws(() => new TurnDetector({ ...DEFAULT_TURN_CONFIG, pauseMs: 900 }), /pauseMs/);
+});
+
+t.test('reset forgets a turn in progress', async (t) => {
+  const det = new TurnDetector();
+  run(rep(0.9, 10), { det });
+  t.ok(det.inTurn);
+  det.reset();
+  t.notOk(det.inTurn);
+});

@@ -1,0 +1,126 @@
+// Turn detection, pure: VAD probabilities in, turn events out. No timers: time is the audio's own clock (the end
+// of each VAD window, in ms of call audio), so the same input always gives the same events and tests need no
+// sleeping. The session feeds one step per 32 ms window.
+
+export interface TurnConfig {
+  /** Probability at or above which a window is voiced. */
+  onThreshold: number;
+  /** Probability below which a voiced run ends (hysteresis: between the two the previous state holds). */
+  offThreshold: number;
+  /** Voiced audio needed before speech counts as started (filters clicks and coughs). */
+  minSpeechMs: number;
+  /** Silence after speech that is a pause: early STT/LLM work may start. */
+  pauseMs: number;
+  /** Silence after speech that ends the turn. */
+  endOfTurnMs: number;
+  /** Voiced audio over EVA's own voice needed before it is a barge-in (filters backchannels and echo). */
+  bargeInMs: number;
+}
+
+export const DEFAULT_TURN_CONFIG: TurnConfig = {
+  onThreshold: 0.5,
+  offThreshold: 0.35,
+  minSpeechMs: 64,
+  pauseMs: 160,
+  endOfTurnMs: 480,
+  bargeInMs: 160,
+};
+
+export type TurnEvent =
+  /** The VAD's hysteresis flipped (for the page's indicator). */
+  | { type: 'vad'; speaking: boolean; atMs: number }
+  /** A turn began: `atMs` is the onset of its first voiced window. */
+  | { type: 'speech_start'; atMs: number }
+  /** Silence reached pauseMs: speculative work may start on the audio so far. */
+  | { type: 'pause'; atMs: number; speechEndMs: number }
+  /** Speech came back after a pause, before the end of turn: speculative work must be thrown away. */
+  | { type: 'resume'; atMs: number }
+  | { type: 'end_of_turn'; atMs: number; speechStartMs: number; speechEndMs: number }
+  /** The person has talked over EVA for bargeInMs. */
+  | { type: 'barge_in'; atMs: number; onsetMs: number };
+
+export interface TurnInput {
+  prob: number;
+  /** End of this window, ms of call audio. */
+  atMs: number;
+  windowMs: number;
+  /** Whether EVA is playing audio right now. */
+  evaSpeaking: boolean;
+}
+
+type Phase = 'idle' | 'speech' | 'pause';
+
+export class TurnDetector {
+  private voiced = false;
+  private runStartMs = 0; // onset of the current voiced run
+  private phase: Phase = 'idle';
+  private turnStartMs = 0;
+  private lastVoicedEndMs = 0;
+  private pauseSent = false;
+  private bargeSent = false;
+
+  constructor(readonly config: TurnConfig = DEFAULT_TURN_CONFIG) {
+    if (!(config.offThreshold <= config.onThreshold)) throw new RangeError('offThreshold must be ≤ onThreshold');
+    if (!(config.pauseMs <= config.endOfTurnMs)) throw new RangeError('pauseMs must be ≤ endOfTurnMs');
+  }
+
+  get inTurn(): boolean {
+    return this.phase !== 'idle';
+  }
+
+  step(input: TurnInput): TurnEvent[] {
+    const c = this.config;
+    const events: TurnEvent[] = [];
+    const start = input.atMs - input.windowMs;
+    const wasVoiced = this.voiced;
+    if (!this.voiced && input.prob >= c.onThreshold) {
+      this.voiced = true;
+      this.runStartMs = start;
+      this.bargeSent = false;
+    } else if (this.voiced && input.prob < c.offThreshold) {
+      this.voiced = false;
+    }
+    if (this.voiced !== wasVoiced) events.push({ type: 'vad', speaking: this.voiced, atMs: start });
+
+    if (this.voiced) {
+      this.lastVoicedEndMs = input.atMs;
+      const runMs = input.atMs - this.runStartMs;
+      if (this.phase === 'idle' && runMs >= c.minSpeechMs) {
+        this.phase = 'speech';
+        this.turnStartMs = this.runStartMs;
+        this.pauseSent = false;
+        events.push({ type: 'speech_start', atMs: this.runStartMs });
+      } else if (this.phase === 'pause' && runMs >= c.minSpeechMs) {
+        this.phase = 'speech';
+        if (this.pauseSent) events.push({ type: 'resume', atMs: this.runStartMs });
+        this.pauseSent = false;
+      }
+      if (input.evaSpeaking && !this.bargeSent && runMs >= c.bargeInMs) {
+        this.bargeSent = true;
+        events.push({ type: 'barge_in', atMs: input.atMs, onsetMs: this.runStartMs });
+      }
+      return events;
+    }
+
+    if (this.phase === 'idle') return events;
+    this.phase = 'pause';
+    const silence = input.atMs - this.lastVoicedEndMs;
+    if (!this.pauseSent && silence >= c.pauseMs) {
+      this.pauseSent = true;
+      events.push({ type: 'pause', atMs: input.atMs, speechEndMs: this.lastVoicedEndMs });
+    }
+    if (silence >= c.endOfTurnMs) {
+      this.phase = 'idle';
+      events.push({ type: 'end_of_turn', atMs: input.atMs, speechStartMs: this.turnStartMs, speechEndMs: this.lastVoicedEndMs });
+    }
+    return events;
+  }
+
+  /** Forget the turn in progress (after a hang-up or a reset of the call's audio). */
+  reset(): void {
+    this.voiced = false;
+    this.phase = 'idle';
+    this.pauseSent = false;
+    this.bargeSent = false;
+  }
+}
