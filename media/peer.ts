@@ -1,0 +1,204 @@
+// The WebRTC peer: the only file that imports werift. One audio m-line, Opus/48000/2 as payload type 111 with
+// in-band FEC (werift's default is PT 96 without fmtp), no STUN (none is reachable offline and gathering would
+// stall on it), IPv4 host candidates plus loopback. Both roles live here: the server answers browsers; the
+// bench and the tests offer as a headless client with the same settings.
+//
+// werift's own failure detection is slow or silent (WEBRTC-NOTES): `failed` arrives 26–30 s after a peer
+// vanishes, `disconnected` never. A page's pc.close() does close DTLS within ~16 ms: that is reported here as
+// `closed`. The silent case (a killed tab) is the call's RTP watchdog's job.
+import {
+  MediaStream,
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RtpHeader,
+  RtpPacket,
+  useAbsSendTime,
+  useAudioLevelIndication,
+  useOPUS,
+  useSdesMid,
+} from 'werift';
+import type { OutgoingHeader } from './rtp.js';
+
+export const OPUS_PT = 111;
+
+export type PeerCloseReason = 'dtls_closed' | 'failed' | 'closed';
+
+export interface PeerHandlers {
+  /** One received RTP packet's Opus payload. */
+  onAudio(payload: Buffer, sequenceNumber: number, timestamp: number): void;
+  onConnected?(): void;
+  /** The transport ended by itself (not through close()). Fires at most once. */
+  onClosed?(reason: PeerCloseReason): void;
+}
+
+export interface PeerOptions {
+  /** Extra host addresses to offer as candidates (loopback by default, so same-host clients connect). */
+  additionalHosts?: string[];
+  /** Only offer these addresses' candidates (tests on loopback). */
+  onlyHosts?: string[];
+  /** How long to wait for ICE gathering before sending what we have (ms). */
+  gatherTimeoutMs?: number;
+}
+
+export class SdpError extends Error {
+  constructor(
+    readonly code: 'bad_sdp' | 'no_audio',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Cheap checks before werift sees an SDP: it throws odd errors (or none) on garbage. */
+export function checkOfferSdp(sdp: unknown): string {
+  if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) throw new SdpError('bad_sdp', 'sdp must be an SDP string starting with v=0');
+  if (sdp.length > 64 * 1024) throw new SdpError('bad_sdp', 'sdp is larger than 64 KiB');
+  const audio = sdp.split(/\r?\n/).filter((l) => l.startsWith('m=audio'));
+  if (audio.length === 0) throw new SdpError('no_audio', 'the offer has no audio m-line');
+  if (!/a=rtpmap:\d+ opus\/48000/i.test(sdp)) throw new SdpError('no_audio', 'the offer does not offer Opus audio');
+  return sdp;
+}
+
+function keepCandidates(sdp: string, hosts: string[] | undefined): string {
+  if (!hosts) return sdp;
+  return sdp
+    .split('\r\n')
+    .filter((l) => !l.startsWith('a=candidate:') || hosts.some((h) => l.includes(` ${h} `)))
+    .join('\r\n');
+}
+
+export class Peer {
+  private readonly pc: RTCPeerConnection;
+  private readonly track = new MediaStreamTrack({ kind: 'audio' });
+  private readonly handlers: PeerHandlers;
+  private readonly opts: PeerOptions;
+  private closed = false;
+  private connected = false;
+  private receiving = false;
+  private readonly subs: { unSubscribe(): void }[] = [];
+  private resolveConnected!: () => void;
+  /** Resolves when the transport is connected (never rejects; pair it with a timeout). */
+  readonly whenConnected = new Promise<void>((resolve) => (this.resolveConnected = resolve));
+
+  constructor(handlers: PeerHandlers, opts: PeerOptions = {}) {
+    this.handlers = handlers;
+    this.opts = opts;
+    this.pc = new RTCPeerConnection({
+      iceServers: [],
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: opts.additionalHosts ?? ['127.0.0.1'],
+      codecs: { audio: [useOPUS({ payloadType: OPUS_PT, parameters: 'minptime=10;useinbandfec=1' })] },
+      headerExtensions: { audio: [useSdesMid(), useAbsSendTime(), useAudioLevelIndication()] },
+    });
+    this.subs.push(
+      this.pc.onTrack.subscribe((track) => {
+        // onTrack fired again for the same track on renegotiation in werift 0.24.4: subscribe once.
+        if (this.receiving || track.kind !== 'audio') return;
+        this.receiving = true;
+        this.subs.push(
+          track.onReceiveRtp.subscribe((rtp) => {
+            if (this.closed) return;
+            this.handlers.onAudio(rtp.payload, rtp.header.sequenceNumber, rtp.header.timestamp);
+          }),
+        );
+      }),
+      this.pc.connectionStateChange.subscribe((state) => {
+        if (state === 'connected' && !this.connected) {
+          this.connected = true;
+          this.watchDtls();
+          this.resolveConnected();
+          this.handlers.onConnected?.();
+        } else if (state === 'failed' || state === 'closed') {
+          this.ended(state === 'failed' ? 'failed' : 'closed');
+        }
+      }),
+    );
+  }
+
+  get connectionState(): string {
+    return this.pc.connectionState;
+  }
+
+  private watchDtls(): void {
+    for (const t of this.pc.dtlsTransports) {
+      this.subs.push(t.onStateChange.subscribe((s) => s === 'closed' && this.ended('dtls_closed')));
+    }
+  }
+
+  private ended(reason: PeerCloseReason): void {
+    if (this.closed) return;
+    this.handlers.onClosed?.(reason);
+  }
+
+  /** Server role: apply the browser's offer and return the complete answer (candidates included). */
+  async answer(offerSdp: string): Promise<string> {
+    checkOfferSdp(offerSdp);
+    this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never);
+    try {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+    } catch (err) {
+      throw new SdpError('bad_sdp', `the offer was refused: ${(err as Error).message}`);
+    }
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    return this.localSdp();
+  }
+
+  /** Client role: make an offer with a sendrecv audio transceiver. */
+  async offer(): Promise<string> {
+    this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never);
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    return this.localSdp();
+  }
+
+  /** Client role: apply the server's answer. */
+  async accept(answerSdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: answerSdp });
+  }
+
+  private async localSdp(): Promise<string> {
+    if (this.pc.iceGatheringState !== 'complete') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.opts.gatherTimeoutMs ?? 3000);
+        const sub = this.pc.iceGatheringStateChange.subscribe((s) => {
+          if (s === 'complete') {
+            clearTimeout(timer);
+            sub.unSubscribe();
+            resolve();
+          }
+        });
+      });
+    }
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp) throw new SdpError('bad_sdp', 'no local description');
+    const out = keepCandidates(sdp, this.opts.onlyHosts);
+    if (!out.includes('a=candidate:')) throw new SdpError('bad_sdp', 'ICE gathering produced no candidates');
+    return out;
+  }
+
+  /** Trickle ICE from the remote side. Bad candidates are ignored by werift; errors are surfaced. */
+  async addCandidate(candidate: { candidate?: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    if (!candidate || typeof candidate.candidate !== 'string') throw new SdpError('bad_sdp', 'candidate.candidate must be a string');
+    if (candidate.candidate === '') return; // end-of-candidates
+    await this.pc.addIceCandidate(candidate as never);
+  }
+
+  /** Send one Opus packet. werift fills the SSRC and header extensions; sequence and timestamp are ours. */
+  sendAudio(payload: Buffer, h: OutgoingHeader): void {
+    if (this.closed || !this.connected) return;
+    this.track.writeRtp(
+      new RtpPacket(new RtpHeader({ payloadType: OPUS_PT, sequenceNumber: h.sequenceNumber, timestamp: h.timestamp, marker: h.marker }), payload),
+    );
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.subs) s.unSubscribe();
+    this.subs.length = 0;
+    this.track.stop();
+    await this.pc.close().catch(() => undefined);
+  }
+}

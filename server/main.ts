@@ -1,0 +1,50 @@
+// EVA's entry point: `node dist/server/main.js [--port 8080] [--eva-llm groq,ollama] …` (flags = env names).
+import { fileURLToPath } from 'node:url';
+import { startServer } from './app.js';
+import { loadConfig } from './config.js';
+import { EvaError } from './errors.js';
+import { createLogger } from './log.js';
+import { createEchoAgent } from './agent-echo.js';
+import { VadEngine } from '../media/vad.js';
+
+const log = createLogger('eva');
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env, process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof EvaError) {
+      process.stderr.write(`eva: configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const vad = await VadEngine.create();
+  const server = await startServer({
+    config,
+    vad,
+    agent: createEchoAgent,
+    log,
+    clientDir: fileURLToPath(new URL('../client/', import.meta.url)),
+  });
+  const url = `http://${config.host}:${server.port}`;
+  process.stdout.write(`EVA listening on ${url}\n`);
+  log.info('ready', { url, agent: 'echo' });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal, calls: server.calls.size });
+    void server.close().then(() => vad.close()).then(() => process.exit(0));
+    setTimeout(() => process.exit(1), 3000).unref();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`eva: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
