@@ -1,0 +1,29 @@
+import t from 'tap';
+import { argvToEnv, loadConfig } from './config.js';
+
+t.test('defaults need no environment at all', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.port, 8080);
+  t.equal(c.host, '127.0.0.1');
+  t.equal(c.dataDir, './data');
+  t.same([c.stt, c.llm, c.tts], [[], [], []], 'auto-detect everything');
+  t.equal(c.ollamaHost, 'http://127.0.0.1:11434');
+  t.ok(c.turn.offThreshold < c.turn.onThreshold);
+});
+
+t.test('flags use the environment names and win over the environment', async (t) => {
+  t.same(argvToEnv(['--port', '9000', '--eva-llm=groq,ollama', '--EVA_TTS', 'espeak']), { PORT: '9000', EVA_LLM: 'groq,ollama', EVA_TTS: 'espeak' });
+  const c = loadConfig({ PORT: '1234', EVA_LLM: 'echo' }, ['--port', '4321', '--eva-llm', 'groq, ollama']);
+  t.equal(c.port, 4321);
+  t.same(c.llm, ['groq', 'ollama']);
+});
+
+t.test('wrong values are clear errors naming the setting', async (t) => {
+  t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT must be an integer/);
+  t.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer from 0 to 65535/);
+  t.throws(() => loadConfig({ EVA_LLM: 'gpt5' }), /EVA_LLM: unknown provider "gpt5"; choose from groq, ollama, echo/);
+  t.throws(() => loadConfig({ OLLAMA_HOST: 'ftp://x' }), /OLLAMA_HOST must be an http\(s\) URL/);
+  t.throws(() => loadConfig({ EVA_VAD_PAUSE_MS: '900', EVA_VAD_EOU_MS: '500' }), /EVA_VAD_PAUSE_MS must not exceed/);
+  t.throws(() => loadConfig({}, ['--port']), /needs a value/);
+  t.throws(() => loadConfig({}, ['stray']), /unexpected argument/);
+});
