@@ -1,0 +1,206 @@
+import t from 'tap';
+import { createMetrics, STAGES, type Metrics } from './metrics.js';
+
+// A strict reader of the Prometheus text exposition format (version 0.0.4): every line is a HELP, a TYPE, or a
+// sample of a family declared before it; it throws on the first line that is not.
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+interface Family {
+  name: string;
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*';
+const VALUE = '(?:[-+]?(?:\\d+\\.?\\d*|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)';
+const LABEL_PAIR = `${LABEL}="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`;
+const SAMPLE_RE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL_PAIR})(?:,${LABEL_PAIR})*,?)?\\})? (${VALUE})(?: -?\\d+)?$`);
+const HELP_RE = new RegExp(`^# HELP (${NAME}) ((?:[^\\\\\\n]|\\\\[\\\\n])*)$`);
+const TYPE_RE = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`);
+const PAIR_RE = new RegExp(`(${LABEL})="((?:[^"\\\\]|\\\\.)*)"`, 'g');
+
+function parseExposition(text: string): Map<string, Family> {
+  const families = new Map<string, Family>();
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const familyOf = (sample: string): Family | undefined => {
+    for (const suffix of ['', '_bucket', '_sum', '_count']) {
+      if (suffix && !sample.endsWith(suffix)) continue;
+      const f = families.get(sample.slice(0, sample.length - suffix.length));
+      if (f && (suffix === '' ? f.type !== 'histogram' : f.type === 'histogram' || f.type === 'summary')) return f;
+    }
+    return undefined;
+  };
+  lines.forEach((line, i) => {
+    const where = `line ${i + 1} ${JSON.stringify(line)}`;
+    if (line === '') return;
+    let m = HELP_RE.exec(line);
+    if (m) {
+      const f = families.get(m[1]!) ?? { name: m[1]!, type: '', help: '', samples: [] };
+      if (f.help) throw new Error(`${where}: second HELP for ${f.name}`);
+      f.help = m[2]!;
+      families.set(f.name, f);
+      return;
+    }
+    m = TYPE_RE.exec(line);
+    if (m) {
+      const f = families.get(m[1]!) ?? { name: m[1]!, type: '', help: '', samples: [] };
+      if (f.type) throw new Error(`${where}: second TYPE for ${f.name}`);
+      if (f.samples.length) throw new Error(`${where}: TYPE after samples`);
+      f.type = m[2]!;
+      families.set(f.name, f);
+      return;
+    }
+    if (line.startsWith('#')) throw new Error(`${where}: a comment that is neither HELP nor TYPE`);
+    m = SAMPLE_RE.exec(line);
+    if (!m) throw new Error(`${where}: not a sample line`);
+    const f = familyOf(m[1]!);
+    if (!f) throw new Error(`${where}: sample of no declared family`);
+    const labels: Record<string, string> = {};
+    for (const p of (m[2] ?? '').matchAll(PAIR_RE)) {
+      if (p[1]! in labels) throw new Error(`${where}: label ${p[1]} twice`);
+      labels[p[1]!] = p[2]!;
+    }
+    const raw = m[3]!;
+    const value = raw.endsWith('Inf') ? (raw.startsWith('-') ? -Infinity : Infinity) : Number(raw);
+    f.samples.push({ name: m[1]!, labels, value });
+  });
+  for (const f of families.values()) {
+    if (!f.type || !f.help) throw new Error(`family ${f.name} lacks ${f.type ? 'HELP' : 'TYPE'}`);
+    if (f.type === 'counter' && f.samples.some((s) => s.value < 0)) throw new Error(`counter ${f.name} is negative`);
+    if (f.type === 'histogram') checkHistogram(f);
+  }
+  return families;
+}
+
+/** Per label set: buckets ascend in `le` and in count, end at +Inf, and +Inf equals _count. */
+function checkHistogram(f: Family): void {
+  const key = (l: Record<string, string>): string =>
+    JSON.stringify(Object.entries(l).filter(([k]) => k !== 'le').sort());
+  const series = new Map<string, { les: number[]; counts: number[]; count?: number }>();
+  for (const s of f.samples) {
+    const k = key(s.labels);
+    const e = series.get(k) ?? { les: [], counts: [] };
+    series.set(k, e);
+    if (s.name.endsWith('_bucket')) {
+      const le = s.labels.le;
+      if (le === undefined) throw new Error(`${f.name}: bucket without le`);
+      e.les.push(le === '+Inf' ? Infinity : Number(le));
+      e.counts.push(s.value);
+    } else if (s.name.endsWith('_count')) e.count = s.value;
+  }
+  for (const [k, e] of series) {
+    for (let i = 1; i < e.les.length; i++) {
+      if (!(e.les[i]! > e.les[i - 1]!) || e.counts[i]! < e.counts[i - 1]!) throw new Error(`${f.name}${k}: buckets out of order`);
+    }
+    if (e.les.at(-1) !== Infinity) throw new Error(`${f.name}${k}: no +Inf bucket`);
+    if (e.counts.at(-1) !== e.count) throw new Error(`${f.name}${k}: +Inf bucket ${e.counts.at(-1)} != _count ${e.count}`);
+  }
+}
+
+function value(fams: Map<string, Family>, sample: string, labels: Record<string, string> = {}): number | undefined {
+  const family = [...fams.values()].find((f) => f.samples.some((s) => s.name === sample));
+  return family?.samples.find((s) => s.name === sample && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+function make(t: { teardown(fn: () => void): void }, defaultMetrics = true): Metrics {
+  const m = createMetrics({ defaultMetrics });
+  t.teardown(() => m.close());
+  return m;
+}
+
+t.test('the parser itself rejects malformed exposition text', async (t) => {
+  t.throws(() => parseExposition('eva_x 1\n'), /no declared family/);
+  t.throws(() => parseExposition('# TYPE eva_x counter\n# HELP eva_x h\neva_x{a="1} 1\n'), /not a sample line/);
+  t.throws(() => parseExposition('# TYPE eva_x counter\neva_x 1\n'), /lacks HELP/);
+  t.throws(() => parseExposition('# HELP eva_x h\n# TYPE eva_x counter\neva_x one\n'), /not a sample line/);
+  t.throws(() => parseExposition('# HELP eva_x h\n# TYPE eva_x bogus\n'), /neither HELP nor TYPE/);
+  t.ok(parseExposition('# HELP eva_x h\n# TYPE eva_x gauge\neva_x{a="q\\"uote"} -1.5e-3\n').get('eva_x'));
+});
+
+t.test('the exposition text parses, with HELP and TYPE for every family, including the defaults', async (t) => {
+  const m = make(t);
+  m.observeStage('first_audio', 180);
+  const fams = parseExposition(await m.text());
+  for (const [name, type] of [
+    ['eva_calls_open', 'gauge'],
+    ['eva_calls_total', 'counter'],
+    ['eva_turns_total', 'counter'],
+    ['eva_barge_ins_total', 'counter'],
+    ['eva_provider_errors_total', 'counter'],
+    ['eva_fallbacks_total', 'counter'],
+    ['eva_stage_latency_seconds', 'histogram'],
+    ['eva_event_loop_lag_seconds', 'gauge'],
+    ['eva_process_resident_memory_bytes', 'gauge'],
+  ] as const) {
+    t.equal(fams.get(name)?.type, type, `${name} is a ${type}`);
+  }
+  t.ok([...fams.keys()].every((n) => n.startsWith('eva_')), 'every family is prefixed eva_');
+  t.match(m.contentType, /^text\/plain; version=0\.0\.4/);
+});
+
+t.test('counters, the open-calls gauge and stage histograms move', async (t) => {
+  const m = make(t, false);
+  const before = parseExposition(await m.text());
+  t.equal(value(before, 'eva_turns_total', { source: 'voice' }), 0, 'known label sets start at zero');
+  for (const stage of STAGES) t.equal(value(before, 'eva_stage_latency_seconds_count', { stage }), 0, `${stage} starts empty`);
+
+  m.callOpened();
+  m.callOpened();
+  m.callClosed();
+  m.turn('voice');
+  m.turn('text');
+  m.turn('text');
+  m.bargeIn();
+  m.providerError('groq', 'provider_timeout');
+  m.fallback('groq', 'ollama');
+  m.observeStage('llm_ttft', 120);
+  m.observeStage('llm_ttft', 4000);
+  m.observeStage('stt', Number.NaN);
+  m.observeStage('stt', -5);
+
+  const f = parseExposition(await m.text());
+  t.equal(value(f, 'eva_calls_open'), 1);
+  t.equal(value(f, 'eva_calls_total'), 2);
+  t.equal(value(f, 'eva_turns_total', { source: 'voice' }), 1);
+  t.equal(value(f, 'eva_turns_total', { source: 'text' }), 2);
+  t.equal(value(f, 'eva_barge_ins_total'), 1);
+  t.equal(value(f, 'eva_provider_errors_total', { provider: 'groq', code: 'provider_timeout' }), 1);
+  t.equal(value(f, 'eva_fallbacks_total', { from: 'groq', to: 'ollama' }), 1);
+  t.equal(value(f, 'eva_stage_latency_seconds_count', { stage: 'llm_ttft' }), 2);
+  t.equal(value(f, 'eva_stage_latency_seconds_sum', { stage: 'llm_ttft' }), 4.12, 'observed in seconds');
+  t.equal(value(f, 'eva_stage_latency_seconds_bucket', { stage: 'llm_ttft', le: '0.15' }), 1, '120 ms falls in the 150 ms bucket');
+  t.equal(value(f, 'eva_stage_latency_seconds_bucket', { stage: 'llm_ttft', le: '5' }), 2);
+  t.equal(value(f, 'eva_stage_latency_seconds_count', { stage: 'stt' }), 0, 'NaN and negative durations are ignored');
+
+  m.callClosed();
+  m.callClosed();
+  t.equal(value(parseExposition(await m.text()), 'eva_calls_open'), 0, 'open calls never go below zero');
+});
+
+t.test('two metrics objects do not share counters', async (t) => {
+  const a = make(t, false);
+  const b = make(t, false);
+  a.bargeIn();
+  t.equal(value(parseExposition(await a.text()), 'eva_barge_ins_total'), 1);
+  t.equal(value(parseExposition(await b.text()), 'eva_barge_ins_total'), 0);
+});
+
+t.test('event-loop lag is reported in seconds per quantile, and a blocked loop shows up', async (t) => {
+  const m = make(t, false);
+  await new Promise((r) => setTimeout(r, 30));
+  const until = performance.now() + 60;
+  while (performance.now() < until) {
+    // block the loop for 60 ms
+  }
+  await new Promise((r) => setTimeout(r, 30));
+  const f = parseExposition(await m.text());
+  const max = value(f, 'eva_event_loop_lag_seconds', { quantile: '1' });
+  t.ok(max !== undefined && max >= 0.04 && max < 5, `max lag ${max}s reflects the 60 ms block`);
+  for (const q of ['0.5', '0.9', '0.99']) t.ok((value(f, 'eva_event_loop_lag_seconds', { quantile: q }) ?? -1) >= 0, `quantile ${q} present`);
+});

@@ -1,0 +1,142 @@
+// Prometheus metrics for GET /metrics. EVA owns its Registry (never prom-client's global one), so a test or a
+// second server in the same process gets its own counters. Label values come from closed sets (stages, turn
+// sources, provider names and error codes), so the number of series stays bounded.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const STAGES = ['eou', 'stt', 'llm_ttft', 'first_sentence', 'tts_first_audio', 'first_audio', 'text_turn'] as const;
+export type Stage = (typeof STAGES)[number];
+export type TurnSource = 'voice' | 'text';
+
+/**
+ * Stage latency buckets, in seconds: 5 ms to 5 s, densest around the 200-350 ms perceived-latency targets so
+ * p50/p95 can be read from the histogram without a wide interpolation.
+ */
+export const STAGE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5];
+
+/** Event-loop lag quantiles exported on each scrape. */
+const LAG_QUANTILES = [0.5, 0.9, 0.99, 1] as const;
+
+export interface MetricsOptions {
+  /** Also export prom-client's process and Node.js metrics (CPU, memory, GC, handles), prefixed `eva_`. Default true. */
+  defaultMetrics?: boolean;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** The Content-Type of `text()`. */
+  readonly contentType: string;
+  callOpened(): void;
+  callClosed(): void;
+  turn(source: TurnSource): void;
+  bargeIn(): void;
+  providerError(provider: string, code: string): void;
+  fallback(from: string, to: string): void;
+  /** Records a stage duration in milliseconds; non-finite or negative values are ignored. */
+  observeStage(stage: Stage, ms: number): void;
+  /** The exposition text for a scrape. */
+  text(): Promise<string>;
+  /** Stops the event-loop monitor; a second call does nothing. */
+  close(): void;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const callsOpen = new Gauge({ name: 'eva_calls_open', help: 'Calls open now.', registers });
+  const callsTotal = new Counter({ name: 'eva_calls_total', help: 'Calls started since the process started.', registers });
+  const turns = new Counter({
+    name: 'eva_turns_total',
+    help: 'User turns handled, by source (a spoken turn in a call, or a text turn from the chat API or a call).',
+    labelNames: ['source'] as const,
+    registers,
+  });
+  const bargeIns = new Counter({ name: 'eva_barge_ins_total', help: 'Replies cut off because the person spoke over EVA.', registers });
+  const providerErrors = new Counter({
+    name: 'eva_provider_errors_total',
+    help: 'Provider failures, by provider adapter and error code.',
+    labelNames: ['provider', 'code'] as const,
+    registers,
+  });
+  const fallbacks = new Counter({
+    name: 'eva_fallbacks_total',
+    help: 'Requests moved from one provider to the next in a fallback chain.',
+    labelNames: ['from', 'to'] as const,
+    registers,
+  });
+  const stageLatency = new Histogram({
+    name: 'eva_stage_latency_seconds',
+    help: 'Duration of each stage of a turn (see DESIGN "metrics" event: eou, stt, llm_ttft, first_sentence, tts_first_audio, first_audio; text_turn is a whole text-API turn).',
+    labelNames: ['stage'] as const,
+    buckets: STAGE_BUCKETS,
+    registers,
+  });
+
+  // The lag seen since the previous scrape, from Node's own sampler (a libuv timer every 10 ms that does not
+  // keep the process alive). Reset on each scrape, so two scrapers would each see part of the window.
+  const lag: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  new Gauge({
+    name: 'eva_event_loop_lag_seconds',
+    help: 'Event-loop delay since the previous scrape, by quantile (1 = the maximum).',
+    labelNames: ['quantile'] as const,
+    registers,
+    collect() {
+      for (const q of LAG_QUANTILES) {
+        // The histogram records in ns and reports NaN/huge values before its first sample.
+        const ns = q === 1 ? lag.max : lag.percentile(q * 100);
+        this.set({ quantile: String(q) }, Number.isFinite(ns) && lag.count > 0 ? ns / 1e9 : 0);
+      }
+      lag.reset();
+    },
+  });
+
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'eva_' });
+
+  // Series with known labels exist from the start at zero, so rates and dashboards need no "absent" handling.
+  turns.inc({ source: 'voice' }, 0);
+  turns.inc({ source: 'text' }, 0);
+  for (const stage of STAGES) stageLatency.zero({ stage });
+
+  const knownStages = new Set<string>(STAGES);
+  let open = 0;
+  let closed = false;
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    callOpened() {
+      open++;
+      callsOpen.set(open);
+      callsTotal.inc();
+    },
+    callClosed() {
+      // Never below zero, whatever the caller's bookkeeping.
+      open = Math.max(0, open - 1);
+      callsOpen.set(open);
+    },
+    turn(source) {
+      turns.inc({ source });
+    },
+    bargeIn() {
+      bargeIns.inc();
+    },
+    providerError(provider, code) {
+      providerErrors.inc({ provider, code });
+    },
+    fallback(from, to) {
+      fallbacks.inc({ from, to });
+    },
+    observeStage(stage, ms) {
+      if (!knownStages.has(stage) || !Number.isFinite(ms) || ms < 0) return;
+      stageLatency.observe({ stage }, ms / 1000);
+    },
+    text: () => registry.metrics(),
+    close() {
+      if (closed) return;
+      closed = true;
+      lag.disable();
+    },
+  };
+}
