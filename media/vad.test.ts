@@ -1,6 +1,6 @@
 import t from 'tap';
 import { VadEngine, VAD_WINDOW } from './vad.js';
-import { fixture16k } from '../test/helpers/eva.js';
+import { fixture16k } from '../test/helpers/fixtures.js';
 
 t.test('Silero finds the speech in a spoken fixture and nothing in silence, for several streams in one batch', async (t) => {
   const engine = await VadEngine.create();

@@ -1,0 +1,54 @@
+// Integration: a werift client calls EVA over real WebRTC on 127.0.0.1 with real Opus and the real Silero VAD.
+import t from 'tap';
+import { ProbeCall, AUDIBLE_RMS } from '../bench/probe-client.js';
+import { fixture16k, rms, sleep, startEva, until } from './helpers/eva.js';
+
+t.test('a spoken utterance comes back as speech-level audio, and talking over it stops it', async (t) => {
+  const eva = await startEva(t);
+  const call = await ProbeCall.connect(eva.wsUrl);
+  t.teardown(() => call.close());
+  t.comment(`connect (offer → connected): ${call.connectMs.toFixed(0)} ms`);
+  const ready = await call.waitFor((m) => m.type === 'ready');
+  t.equal(ready.type === 'ready' && ready.providers.tts, 'echo', 'ready names the echo agent');
+  t.equal(eva.server.calls.size, 1);
+
+  const hello = fixture16k('hello.wav');
+  const sent = await call.play(hello);
+  const eot = await call.waitFor((m) => m.type === 'metrics', 8000, sent.startAt);
+  t.ok(eot.type === 'metrics' && typeof eot.first_audio_ms === 'number', 'metrics report first_audio_ms');
+  // The echo lasts about as long as the utterance.
+  await until(() => call.audibleMs(sent.lastVoicedAt) >= 0.5 * (hello.length / 16), 8000);
+  const first = call.firstAudible(sent.lastVoicedAt);
+  t.ok(first, 'the echo was heard');
+  const latency = first!.at - sent.lastVoicedAt;
+  t.comment(`mouth-to-ear of the echo (last voiced sample sent → first audible frame back): ${latency.toFixed(0)} ms; server first_audio_ms ${eot.type === 'metrics' ? eot.first_audio_ms : '?'}`);
+  await until(() => !!call.events.find((e) => e.at > first!.at && e.msg.type === 'state' && e.msg.state === 'listening'), 8000);
+  const echoed = call.audibleMs(sent.lastVoicedAt);
+  t.ok(echoed >= 0.5 * (hello.length / 16), `heard ${echoed} ms of echo for ${(hello.length / 16).toFixed(0)} ms sent`);
+  const echoPcm = Int16Array.from(call.pcm.slice(-Math.ceil(hello.length / 320) - 20).flatMap((a) => Array.from(a)));
+  t.ok(rms(echoPcm) > 500, `the echo is at speech level (rms ${rms(echoPcm).toFixed(0)}, sent ${rms(hello).toFixed(0)})`);
+
+  // Barge-in: say it again, wait for the echo to start, then talk over it.
+  const second = await call.play(hello);
+  await until(() => !!call.firstAudible(second.lastVoicedAt), 8000);
+  const echoStart = call.firstAudible(second.lastVoicedAt)!.at;
+  await sleep(150);
+  const overlap = call.play(hello);
+  const interrupted = await call.waitFor((m) => m.type === 'interrupted', 5000, echoStart);
+  const bargeAt = call.events.find((e) => e.msg === interrupted)!.at;
+  t.equal(interrupted.type, 'interrupted');
+  await sleep(400);
+  // Frames heard from the barge-in on: at most what was already in flight (jitter + a frame). The next echo (of
+  // the overlapping utterance) can only start after it ends, more than a second later.
+  const after = call.heard.filter((f) => f.at >= bargeAt && f.at < bargeAt + 400 && f.rms >= AUDIBLE_RMS);
+  const stopMs = after.length ? after.at(-1)!.at - bargeAt : 0;
+  t.ok(stopMs < 150, `echo stopped ${stopMs.toFixed(0)} ms after the interrupted event`);
+  const heardOfSecond = call.heard.filter((f) => f.at >= echoStart && f.at < bargeAt + 400 && f.rms >= AUDIBLE_RMS).length * 20;
+  t.ok(heardOfSecond < hello.length / 16 - 200, `only part of the second echo played (${heardOfSecond} ms)`);
+  t.comment(`barge-in: interrupted event ${(bargeAt - echoStart).toFixed(0)} ms into the echo; last echo frame ${stopMs.toFixed(0)} ms after it`);
+  await overlap;
+  t.ok(call.heard.some((f) => f.rms < AUDIBLE_RMS), 'silence frames keep flowing between replies');
+  call.hangup();
+  await until(() => eva.server.calls.size === 0, 3000);
+  t.equal(eva.server.calls.size, 0, 'hangup closes the call');
+});
