@@ -17,7 +17,9 @@ interface Family {
 
 const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
 const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*';
-const VALUE = '(?:[-+]?(?:\\d+\\.?\\d*|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?Inf|NaN)';
+// Values are what Go's strconv.ParseFloat reads (the format's definition): it takes NaN and Inf in any case,
+// and prom-client writes NaN as "Nan".
+const VALUE = '(?:[-+]?(?:\\d+\\.?\\d*|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?[iI][nN][fF]|[nN][aA][nN])';
 const LABEL_PAIR = `${LABEL}="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`;
 const SAMPLE_RE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL_PAIR})(?:,${LABEL_PAIR})*,?)?\\})? (${VALUE})(?: -?\\d+)?$`);
 const HELP_RE = new RegExp(`^# HELP (${NAME}) ((?:[^\\\\\\n]|\\\\[\\\\n])*)$`);
@@ -67,7 +69,8 @@ function parseExposition(text: string): Map<string, Family> {
       labels[p[1]!] = p[2]!;
     }
     const raw = m[3]!;
-    const value = raw.endsWith('Inf') ? (raw.startsWith('-') ? -Infinity : Infinity) : Number(raw);
+    const lower = raw.toLowerCase();
+    const value = lower.endsWith('inf') ? (raw.startsWith('-') ? -Infinity : Infinity) : lower === 'nan' ? Number.NaN : Number(raw);
     f.samples.push({ name: m[1]!, labels, value });
   });
   for (const f of families.values()) {
@@ -119,6 +122,8 @@ t.test('the parser itself rejects malformed exposition text', async (t) => {
   t.throws(() => parseExposition('# TYPE eva_x counter\n# HELP eva_x h\neva_x{a="1} 1\n'), /not a sample line/);
   t.throws(() => parseExposition('# TYPE eva_x counter\neva_x 1\n'), /lacks HELP/);
   t.throws(() => parseExposition('# HELP eva_x h\n# TYPE eva_x counter\neva_x one\n'), /not a sample line/);
+  t.throws(() => parseExposition('# HELP eva_x h\n# TYPE eva_x counter\neva_x 1 2 3\n'), /not a sample line/);
+  t.throws(() => parseExposition('# HELP eva_h h\n# TYPE eva_h histogram\neva_h_bucket{le="1"} 2\neva_h_bucket{le="+Inf"} 1\neva_h_count 1\n'), /out of order/);
   t.throws(() => parseExposition('# HELP eva_x h\n# TYPE eva_x bogus\n'), /neither HELP nor TYPE/);
   t.ok(parseExposition('# HELP eva_x h\n# TYPE eva_x gauge\neva_x{a="q\\"uote"} -1.5e-3\n').get('eva_x'));
 });
