@@ -10,6 +10,12 @@ import type { EvaConfig } from './config.js';
 import { EvaError } from './errors.js';
 import type { Logger } from './log.js';
 import { parseClientMessage, type ServerMessage } from './signaling.js';
+import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './ratelimit.js';
+import { rateLimitedError } from './ratelimit.js';
+import { errorBody, parseChatRequest, parseWsChatMessage, type TextApi, type WsChatEvent } from './textapi.js';
+import type { TtsProvider } from './providers/types.js';
+import { encodeWav } from '../media/wav.js';
 import type { VadEngine } from '../media/vad.js';
 
 export interface AppDeps {
@@ -21,7 +27,16 @@ export interface AppDeps {
   clientDir: string;
   /** Extra health checks, by part name (stt, llm, tts, database …). */
   health?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
+  /** The seeds' text API, `/tts`, `/voices`, `/metrics` (absent in media-only tests). */
+  text?: TextApi;
+  tts?: TtsProvider;
+  metrics?: Metrics;
+  limiter?: RateLimiter;
 }
+
+/** Request bodies above this are refused with 413 before they are read further. */
+const MAX_BODY = 64 * 1024;
+const MAX_TTS_CHARS = 2000;
 
 interface SocketData {
   ip: string;
@@ -150,12 +165,14 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
           log: log.child('call'),
           onClosed: (c: Call, reason: CallEndReason) => {
             calls.remove(c);
+            deps.metrics?.callClosed();
             send({ type: 'bye', reason });
           },
           peer: config.iceHosts.length ? { additionalHosts: ['127.0.0.1', ...config.iceHosts] } : undefined,
         });
         s.call = call;
         calls.add(call);
+        deps.metrics?.callOpened();
         try {
           const sdp = await call.start(msg.sdp, msg.config);
           if (!s.open) {
@@ -191,6 +208,119 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
     }
   }
 
+  if (deps.text) {
+    const text = deps.text;
+    app.post('/chat', (res, req) => {
+      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const ctrl = new AbortController();
+      const aborted = onAbort(res, ctrl);
+      const limited = deps.limiter?.take(ip);
+      if (limited && !limited.ok) {
+        res.onData(() => undefined);
+        sendError(res, rateLimitedError(limited.retryAfterMs), log);
+        return;
+      }
+      readJson(res, req, aborted)
+        .then((body) => text.handleChat(parseChatRequest(body), ctrl.signal))
+        .then((reply) => !aborted.value && sendJson(res, 200, reply))
+        .catch((err: unknown) => !aborted.value && sendError(res, err, log));
+    });
+
+    app.ws<{ ip: string; ctrl: AbortController; open: boolean }>('/ws/chat', {
+      maxPayloadLength: WS_MAX_PAYLOAD,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        res.upgrade(
+          { ip: Buffer.from(res.getRemoteAddressAsText()).toString(), ctrl: new AbortController(), open: true },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+      message: (ws, data) => {
+        const s = ws.getUserData();
+        const emit = (m: WsChatEvent | { type: 'error'; code: string; message: string }): void => {
+          if (s.open) ws.send(JSON.stringify(m), false);
+        };
+        const limited = deps.limiter?.take(s.ip);
+        if (limited && !limited.ok) {
+          emit({ type: 'error', ...errorBody(rateLimitedError(limited.retryAfterMs)).body.error });
+          return;
+        }
+        let req;
+        try {
+          req = parseWsChatMessage(data);
+        } catch (err) {
+          emit({ type: 'error', ...errorBody(err, log).body.error });
+          return;
+        }
+        void text.streamChat(req, s.ctrl.signal, emit);
+      },
+      close: (ws) => {
+        const s = ws.getUserData();
+        s.open = false;
+        s.ctrl.abort();
+      },
+    });
+  }
+
+  if (deps.tts) {
+    const tts = deps.tts;
+    app.post('/tts', (res, req) => {
+      const ctrl = new AbortController();
+      const aborted = onAbort(res, ctrl);
+      readJson(res, req, aborted)
+        .then(async (body) => {
+          const b = body as { text?: unknown; voice?: unknown };
+          if (typeof b !== 'object' || b === null || typeof b.text !== 'string' || b.text.trim() === '') {
+            throw new EvaError('bad_request', 'expected {"text": string, "voice"?: string}');
+          }
+          if (b.text.length > MAX_TTS_CHARS) throw new EvaError('too_large', `text is longer than ${MAX_TTS_CHARS} characters`, { status: 413 });
+          if (b.voice !== undefined && typeof b.voice !== 'string') throw new EvaError('bad_request', 'voice must be a string');
+          const parts: Int16Array[] = [];
+          let rate = 0;
+          for await (const chunk of tts.synthesize(b.text, { signal: ctrl.signal, voice: b.voice as string | undefined })) {
+            if (chunk.type !== 'audio') continue;
+            rate = chunk.sampleRate;
+            parts.push(chunk.samples);
+          }
+          const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+          let o = 0;
+          for (const p of parts) (all.set(p, o), (o += p.length));
+          return encodeWav(all, rate || 22050);
+        })
+        .then((wav) => {
+          if (aborted.value) return;
+          res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'audio/wav').end(wav));
+        })
+        .catch((err: unknown) => !aborted.value && sendError(res, err, log));
+    });
+
+    app.get('/voices', (res) => {
+      const aborted = onAbort(res, new AbortController());
+      tts
+        .voices()
+        .then((voices) => !aborted.value && sendJson(res, 200, { provider: tts.name, voices }))
+        .catch((err: unknown) => !aborted.value && sendError(res, err, log));
+    });
+  }
+
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    app.get('/metrics', (res) => {
+      const aborted = onAbort(res, new AbortController());
+      metrics
+        .text()
+        .then((body) => {
+          if (aborted.value) return;
+          res.cork(() => res.writeHeader('Content-Type', metrics.contentType).end(body));
+        })
+        .catch((err: unknown) => !aborted.value && sendError(res, err, log));
+    });
+  }
+
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     sendJson(res, 404, { error: { code: 'not_found', message: `no route for ${req.getMethod().toUpperCase()} ${url}` } });
@@ -214,11 +344,61 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   };
 }
 
-/** The one place an error becomes a WS `error` message: stable code, a client-safe message, never a stack. */
+/** An error as a WS `error` message; the mapping itself is errorBody's (textapi.ts), the one place for it. */
 export function wsError(err: unknown, log: Logger): ServerMessage {
-  if (err instanceof EvaError) return { type: 'error', code: err.code, message: err.message };
-  log.error('unexpected error', { err });
-  return { type: 'error', code: 'internal', message: 'internal error' };
+  return { type: 'error', ...errorBody(err, log).body.error };
+}
+
+function sendError(res: uWS.HttpResponse, err: unknown, log: Logger): void {
+  const { status, body } = errorBody(err, log);
+  sendJson(res, status, body);
+}
+
+/** uWS requires an abort handler before any asynchronous reply; `value` turns true when the client is gone. */
+function onAbort(res: uWS.HttpResponse, ctrl: AbortController): { value: boolean } {
+  const flag = { value: false };
+  res.onAborted(() => {
+    flag.value = true;
+    ctrl.abort();
+  });
+  return flag;
+}
+
+/** Read a bounded JSON body. Must be called synchronously in the handler (uWS invalidates `req` after). */
+function readJson(res: uWS.HttpResponse, req: uWS.HttpRequest, aborted: { value: boolean }): Promise<unknown> {
+  const type = req.getHeader('content-type');
+  const declared = Number(req.getHeader('content-length') || 0);
+  return new Promise((resolve, reject) => {
+    if (declared > MAX_BODY) {
+      res.onData(() => undefined);
+      reject(new EvaError('too_large', `request body larger than ${MAX_BODY} bytes`, { status: 413 }));
+      return;
+    }
+    if (type && !type.includes('application/json')) {
+      res.onData(() => undefined);
+      reject(new EvaError('bad_request', 'Content-Type must be application/json', { status: 415 }));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk, isLast) => {
+      if (failed || aborted.value) return;
+      size += chunk.byteLength;
+      if (size > MAX_BODY) {
+        failed = true;
+        reject(new EvaError('too_large', `request body larger than ${MAX_BODY} bytes`, { status: 413 }));
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after this callback
+      if (!isLast) return;
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new EvaError('bad_request', 'request body is not valid JSON'));
+      }
+    });
+  });
 }
 
 function sendJson(res: uWS.HttpResponse, status: number, body: unknown): void {
