@@ -153,3 +153,22 @@ t.test('a stall skips slots: timestamps jump with the clock and stale audio is d
   pacer.close();
   t.equal(sched.size, 0, 'close removes it from the scheduler');
 });
+
+t.test('silence after speech decodes to silence, even when speech was queued before the first tick', async (t) => {
+  const { enc, pacer, sent, advance } = setup();
+  const dec = new OpusDecoder(24000);
+  t.teardown(() => { pacer.close(); enc.close(); dec.close(); });
+  const loud = Int16Array.from({ length: 24000 * 0.2 }, (_, i) => Math.round(12000 * Math.sin(i / 3)));
+  pacer.enqueue(loud, 1);
+  pacer.flush();
+  pacer.start();
+  advance(1000);
+  const levels = sent.map((s) => {
+    const pcm = dec.decode(s.payload);
+    let e = 0;
+    for (const v of pcm) e += v * v;
+    return Math.sqrt(e / pcm.length);
+  });
+  t.ok(levels.slice(0, 10).every((l) => l > 1000), 'speech frames are loud');
+  t.ok(levels.slice(20).every((l) => l < 30), `silence frames are silent (max ${Math.max(...levels.slice(20)).toFixed(1)})`);
+});

@@ -34,6 +34,9 @@ export interface PacerOptions {
   now?: () => number;
 }
 
+/** Zero frames encoded for real after speech before switching to the cached silence packet. */
+const SILENCE_TAIL_FRAMES = 3;
+
 interface QueuedFrame {
   pcm: Int16Array;
   tag?: FrameTag;
@@ -52,6 +55,7 @@ export class Pacer {
   private segment: number | undefined;
   private segSamples = 0;
   private silence: Buffer | null = null;
+  private tailFrames = 0;
   private talking = false;
   private waiters: (() => void)[] = [];
   private clock = { t0: 0, sent: 0 };
@@ -86,6 +90,9 @@ export class Pacer {
   start(): void {
     if (this.running || this.closed) return;
     this.running = true;
+    // The cached silence packet must come from the encoder before any speech: encoded right after speech, a
+    // stateful Opus encoder emits a packet that still carries the speech's tail, and repeating it is a drone.
+    this.silence ??= this.enc.encode(new Int16Array(this.enc.frameSamples));
     this.clock = { t0: this.scheduler.now(), sent: 0 };
     this.nextAt = this.clock.t0;
     this.scheduler.add(this);
@@ -174,10 +181,13 @@ export class Pacer {
     }
     if (this.talking) {
       this.talking = false;
+      this.tailFrames = SILENCE_TAIL_FRAMES;
       this.events.talkEnd?.(now);
     }
+    // A few real zero frames through the encoder let it decay naturally before the cached silence packet.
+    const zeros = this.tailFrames > 0 ? (this.tailFrames--, this.enc.encode(new Int16Array(this.enc.frameSamples))) : null;
     this.silence ??= this.enc.encode(new Int16Array(this.enc.frameSamples));
-    this.sendFn(this.silence, this.seq.next(false));
+    this.sendFn(zeros ?? this.silence, this.seq.next(false));
     this.stats.frames++;
   }
 
