@@ -97,10 +97,11 @@ export class ProbeCall {
       if (answer.type === 'error') throw new Error(`offer refused: ${answer.code}: ${answer.message}`);
       if (answer.type !== 'answer') throw new Error('unreachable');
       await call.peer.accept(answer.sdp);
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         call.peer.whenConnected,
-        new Promise((_, reject) => setTimeout(() => reject(new Error('WebRTC did not connect in time')), opts.timeoutMs ?? 10_000)),
-      ]);
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('WebRTC did not connect in time')), opts.timeoutMs ?? 10_000))),
+      ]).finally(() => clearTimeout(timer));
       call.connectMs = performance.now() - t0;
       call.pacer.start();
       return call;

@@ -157,6 +157,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
       case 'offer': {
         if (s.call && s.call.state !== 'closed') throw new EvaError('already_in_call', 'this socket already has a call; hang up first');
         if (calls.size >= calls.max) throw new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true });
+        let answered = false;
         const call = new Call({
           vad: deps.vad,
           turn: config.turn,
@@ -166,7 +167,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
           onClosed: (c: Call, reason: CallEndReason) => {
             calls.remove(c);
             deps.metrics?.callClosed();
-            send({ type: 'bye', reason });
+            if (answered) send({ type: 'bye', reason });
           },
           peer: config.iceHosts.length ? { additionalHosts: ['127.0.0.1', ...config.iceHosts] } : undefined,
         });
@@ -179,6 +180,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
             call.close('socket_closed');
             return;
           }
+          answered = true;
           send({ type: 'answer', sdp });
           send({ type: 'ready', session: call.id, providers: call.providers ?? { stt: 'none', llm: 'none', tts: 'none' } });
         } catch (err) {

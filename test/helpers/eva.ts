@@ -1,4 +1,5 @@
 // Starts EVA in-process for a test, on a free loopback port, and stops it in teardown.
+import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { startServer, type EvaServer } from '../../server/app.js';
 import { loadConfig, type EvaConfig } from '../../server/config.js';
@@ -7,6 +8,13 @@ import { createEchoAgent } from '../../server/agent-echo.js';
 import { createLogger } from '../../server/log.js';
 import { VadEngine } from '../../media/vad.js';
 export { fixture16k, rms } from './fixtures.js';
+
+// werift leaves its DTLS handshake retransmission timer (Flight5.transmit, a timers/promises setTimeout with
+// back-off) running after a peer connection closes; it keeps a finished test process alive for ~30 s. Once
+// every test of the file has run, exit instead of waiting for it (the delay lets tap's output flush).
+t.teardown(() => {
+  setTimeout(() => process.exit(process.exitCode ?? 0), 300).unref();
+});
 
 let shared: Promise<VadEngine> | null = null;
 /** One VAD engine per test process, as in the server. */
