@@ -1,0 +1,311 @@
+// Fallback chains over providers of one stage. The LLM chain gives each provider a deadline for its FIRST token
+// and moves on when it misses it or fails; once a token has been yielded the answer is committed to that provider
+// (switching mid-sentence would speak two half answers). A circuit breaker per provider skips one that keeps
+// failing, so a dead Groq costs one deadline per cool-down, not one per turn.
+import { ProviderError } from '../errors.js';
+import { abortError, throwIfAborted } from './http-util.js';
+import type { ChatMessage, LlmOptions, LlmProvider, ProviderHealth, SttOptions, SttProvider, SttResult } from './types.js';
+
+export interface BreakerOptions {
+  /** Consecutive failures that open the circuit. Default 3. */
+  threshold?: number;
+  /** How long an open circuit skips the provider, ms. Default 30 000. */
+  cooldownMs?: number;
+  /** Clock in ms; injectable so tests need no sleeping. Default performance.now. */
+  now?: () => number;
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/**
+ * closed → (threshold consecutive failures) → open → (cool-down over) → half-open: one trial request at a time;
+ * its success closes the circuit, its failure opens it for another cool-down.
+ */
+export class CircuitBreaker {
+  private failures = 0;
+  private openedAt = 0;
+  private opened = false;
+  private trialInFlight = false;
+  private readonly threshold: number;
+  private readonly cooldownMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: BreakerOptions = {}) {
+    this.threshold = opts.threshold ?? 3;
+    this.cooldownMs = opts.cooldownMs ?? 30_000;
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  get state(): BreakerState {
+    if (!this.opened) return 'closed';
+    return this.now() - this.openedAt >= this.cooldownMs ? 'half-open' : 'open';
+  }
+
+  /** May a request go to this provider now? In half-open, only the first caller gets the trial. */
+  tryAcquire(): boolean {
+    const s = this.state;
+    if (s === 'closed') return true;
+    if (s === 'open' || this.trialInFlight) return false;
+    this.trialInFlight = true;
+    return true;
+  }
+
+  success(): void {
+    this.failures = 0;
+    this.opened = false;
+    this.trialInFlight = false;
+  }
+
+  failure(): void {
+    this.failures++;
+    if (this.trialInFlight || this.failures >= this.threshold) {
+      this.opened = true;
+      this.openedAt = this.now();
+    }
+    this.trialInFlight = false;
+  }
+
+  /** The request ended without a verdict (the caller aborted): free the trial slot, count nothing. */
+  release(): void {
+    this.trialInFlight = false;
+  }
+
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+}
+
+export interface FallbackOptions extends BreakerOptions {
+  /** Called when a request moves on from `from` to `to` because of `error` (a failure, a timeout, an open circuit). */
+  onFallback?: (from: string, to: string, error: Error) => void;
+  /** Chain name in errors. Default: the providers' names joined by ','. */
+  name?: string;
+}
+
+export interface FallbackLlmOptions extends FallbackOptions {
+  /**
+   * Per-attempt deadline for the first token, ms. Default 2000: Groq's p99 TTFT is well under a second and a
+   * loaded local model answers in ~100 ms, so 2 s means the provider is in trouble, and waiting longer costs
+   * more than starting over elsewhere.
+   */
+  firstTokenMs?: number;
+}
+
+/** Reason text for the final error: ProviderError messages already start with the provider's name. */
+function reason(name: string, err: Error): string {
+  return err instanceof ProviderError ? err.message : `${name}: ${err.message}`;
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * An open circuit is skipped, except on the last provider when no other was tried: failing without even asking
+ * would turn a provider that may have recovered into certain silence (a chain of one, or every circuit open).
+ */
+function mayTry(b: CircuitBreaker, isLast: boolean, tried: number): boolean {
+  return b.tryAcquire() || (isLast && tried === 0);
+}
+
+function circuitOpen(name: string, b: CircuitBreaker): ProviderError {
+  return new ProviderError(name, 'provider_unavailable', `skipped: circuit open after ${b.consecutiveFailures} consecutive failures`, { retryable: true });
+}
+
+function allFailed(chain: string, stage: string, reasons: string[], errors: Error[]): ProviderError {
+  return new ProviderError(chain, 'provider_unavailable', `every ${stage} provider failed: ${reasons.join('; ')}`, {
+    retryable: errors.some((e) => !(e instanceof ProviderError) || e.retryable),
+    cause: errors[errors.length - 1],
+  });
+}
+
+export class FallbackLlm implements LlmProvider {
+  readonly name: string;
+  /** The provider that answered the last request (set when its first token arrived). */
+  lastProvider?: string;
+  private readonly providers: readonly LlmProvider[];
+  private readonly breakers: CircuitBreaker[];
+  private readonly opts: FallbackLlmOptions;
+
+  constructor(providers: readonly LlmProvider[], opts: FallbackLlmOptions = {}) {
+    if (providers.length === 0) throw new Error('FallbackLlm needs at least one provider');
+    this.providers = providers;
+    this.opts = opts;
+    this.name = opts.name ?? providers.map((p) => p.name).join(',');
+    this.breakers = providers.map(() => new CircuitBreaker(opts));
+  }
+
+  breaker(name: string): CircuitBreaker | undefined {
+    const i = this.providers.findIndex((p) => p.name === name);
+    return i < 0 ? undefined : this.breakers[i];
+  }
+
+  async *stream(messages: readonly ChatMessage[], { signal }: LlmOptions): AsyncIterable<string> {
+    throwIfAborted(signal);
+    const deadlineMs = this.opts.firstTokenMs ?? 2000;
+    const reasons: string[] = [];
+    const errors: Error[] = [];
+    let pending: { from: string; error: Error } | null = null;
+    let tried = 0;
+
+    for (let i = 0; i < this.providers.length; i++) {
+      const p = this.providers[i]!;
+      const b = this.breakers[i]!;
+      if (!mayTry(b, i === this.providers.length - 1, tried)) {
+        const err = circuitOpen(p.name, b);
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending ??= { from: p.name, error: err };
+        continue;
+      }
+      if (pending) this.opts.onFallback?.(pending.from, p.name, pending.error);
+      pending = null;
+      tried++;
+
+      const attempt = new AbortController();
+      let it: AsyncIterator<string> | undefined;
+      let first: IteratorResult<string>;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        // The first token or the deadline, whichever comes first. If the deadline wins, the attempt is aborted
+        // below and its late rejection lands on this already-settled promise, where it is moot.
+        first = await new Promise<IteratorResult<string>>((resolve, reject) => {
+          timer = setTimeout(() => {
+            reject(new ProviderError(p.name, 'provider_timeout', `no first token within ${deadlineMs} ms`, { retryable: true }));
+          }, deadlineMs);
+          it = p.stream(messages, { signal: AbortSignal.any([signal, attempt.signal]) })[Symbol.asyncIterator]();
+          it.next().then(resolve, reject);
+        });
+      } catch (e) {
+        const err = asError(e);
+        attempt.abort(err);
+        if (signal.aborted) {
+          b.release();
+          throw abortError(signal);
+        }
+        b.failure();
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending = { from: p.name, error: err };
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+
+      // Committed to this provider from here on.
+      b.success();
+      this.lastProvider = p.name;
+      let complete = false;
+      try {
+        if (first.done) {
+          complete = true;
+          return;
+        }
+        yield first.value;
+        for (;;) {
+          const r = await it!.next();
+          if (r.done) break;
+          yield r.value;
+        }
+        complete = true;
+      } catch (e) {
+        if (signal.aborted) throw abortError(signal);
+        b.failure();
+        throw e;
+      } finally {
+        if (!complete) {
+          attempt.abort();
+          await it?.return?.();
+        }
+      }
+      return;
+    }
+    throw allFailed(this.name, 'LLM', reasons, errors);
+  }
+
+  /** Healthy when any provider is; the detail lists each. */
+  async health(signal?: AbortSignal): Promise<ProviderHealth> {
+    const results = await Promise.all(this.providers.map((p) => p.health(signal).catch((err: unknown) => ({ ok: false, detail: asError(err).message }))));
+    if (signal?.aborted) throw abortError(signal);
+    return {
+      ok: results.some((r) => r.ok),
+      detail: results.map((r, i) => `${this.providers[i]!.name}: ${r.ok ? 'ok' : (r.detail ?? 'down')}`).join('; '),
+    };
+  }
+}
+
+export interface FallbackSttOptions extends FallbackOptions {
+  /**
+   * Per-attempt deadline, ms. Default 8000: a few seconds of speech transcribes in well under a second on Groq
+   * and in 1-3 s on a local CPU whisper; beyond that the next provider is the better bet.
+   */
+  attemptMs?: number;
+}
+
+/** STT chain: try each provider in order (skipping open circuits), each under its own deadline. */
+export class FallbackStt implements SttProvider {
+  readonly name: string;
+  lastProvider?: string;
+  private readonly providers: readonly SttProvider[];
+  private readonly breakers: CircuitBreaker[];
+  private readonly opts: FallbackSttOptions;
+
+  constructor(providers: readonly SttProvider[], opts: FallbackSttOptions = {}) {
+    if (providers.length === 0) throw new Error('FallbackStt needs at least one provider');
+    this.providers = providers;
+    this.opts = opts;
+    this.name = opts.name ?? providers.map((p) => p.name).join(',');
+    this.breakers = providers.map(() => new CircuitBreaker(opts));
+  }
+
+  async transcribe(pcm16k: Int16Array, opts: SttOptions): Promise<SttResult> {
+    const { signal } = opts;
+    throwIfAborted(signal);
+    const ms = this.opts.attemptMs ?? 8000;
+    const reasons: string[] = [];
+    const errors: Error[] = [];
+    let pending: { from: string; error: Error } | null = null;
+    let tried = 0;
+    for (let i = 0; i < this.providers.length; i++) {
+      const p = this.providers[i]!;
+      const b = this.breakers[i]!;
+      if (!mayTry(b, i === this.providers.length - 1, tried)) {
+        const err = circuitOpen(p.name, b);
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending ??= { from: p.name, error: err };
+        continue;
+      }
+      if (pending) this.opts.onFallback?.(pending.from, p.name, pending.error);
+      pending = null;
+      tried++;
+      const deadline = AbortSignal.timeout(ms);
+      try {
+        const r = await p.transcribe(pcm16k, { ...opts, signal: AbortSignal.any([signal, deadline]) });
+        b.success();
+        this.lastProvider = p.name;
+        return r;
+      } catch (e) {
+        if (signal.aborted) {
+          b.release();
+          throw abortError(signal);
+        }
+        const err = deadline.aborted ? new ProviderError(p.name, 'provider_timeout', `no transcript within ${ms} ms`, { retryable: true, cause: e }) : asError(e);
+        b.failure();
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending = { from: p.name, error: err };
+      }
+    }
+    throw allFailed(this.name, 'STT', reasons, errors);
+  }
+
+  async health(signal?: AbortSignal): Promise<ProviderHealth> {
+    const results = await Promise.all(this.providers.map((p) => p.health(signal).catch((err: unknown) => ({ ok: false, detail: asError(err).message }))));
+    if (signal?.aborted) throw abortError(signal);
+    return {
+      ok: results.some((r) => r.ok),
+      detail: results.map((r, i) => `${this.providers[i]!.name}: ${r.ok ? 'ok' : (r.detail ?? 'down')}`).join('; '),
+    };
+  }
+}
