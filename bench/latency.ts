@@ -1,0 +1,418 @@
+// What the bench measures, as pure functions of what a ProbeCall recorded: the frames it heard (arrival time and
+// RMS of the decoded audio), the server messages it got (arrival times), and when its own audio left. No clocks,
+// sockets or timers here: every figure is a difference of two recorded instants, so the tests can build
+// synthetic records with known onsets and check the arithmetic exactly.
+//
+// All instants are performance.now() of the bench process (ms). Server-side figures come from EVA's `metrics`
+// event, whose values are durations on the server's own clock; only differences of durations mix the two.
+import type { HeardFrame, PlayResult, TimedEvent } from './probe-client.js';
+import type { MetricsMessage } from '../server/signaling.js';
+
+/** RMS (16-bit samples) from which a received frame counts as audible (~ −50 dBFS); same as ProbeCall's. */
+export const AUDIBLE_RMS = 100;
+/** A gap between two received frames longer than this is an underrun (EVA sends a frame every 20 ms, also silence). */
+export const UNDERRUN_GAP_MS = 60;
+
+/**
+ * turn: a clip, then EVA's answer. barge: speech over the answer (EVA should stop). backchannel: "uh huh" over the
+ * answer; echo: EVA's own answer fed back into the microphone, quieter (EVA should not stop for either).
+ * pause: a clip with a mid-sentence pause (EVA should wait).
+ */
+export type TrialKind = 'turn' | 'barge' | 'backchannel' | 'echo' | 'pause';
+
+/** A pause inside a played clip, in the bench's clock. */
+export interface TimedPause {
+  startAt: number;
+  endAt: number;
+}
+
+/** Everything recorded for one trial; `heard` and `events` may hold the whole call (they are filtered by time). */
+export interface TrialCapture {
+  kind: TrialKind;
+  /** Manifest file name of the clip that was answered (for barge/backchannel/echo: the first clip, the question). */
+  utterance: string;
+  play: PlayResult;
+  /** Mid-sentence pauses of `play`'s clip (pause trials). */
+  pauses?: TimedPause[];
+  /** The clip played over EVA's reply (barge, backchannel and echo trials). */
+  over?: { utterance: string; play: PlayResult; voicedStartMs: number };
+  heard: readonly HeardFrame[];
+  events: readonly TimedEvent[];
+  /** Nothing after this instant belongs to the trial. */
+  endAt: number;
+  warmup?: boolean;
+}
+
+export interface AnalyzeOptions {
+  /** Audible threshold; default AUDIBLE_RMS. */
+  audibleRms?: number;
+  /**
+   * EVA's end-of-turn silence window minus its pause window (ms): how long before the end of turn a speculative
+   * STT + LLM start (DESIGN "Latency": work starts on a short pause). Default 480 − 160 = 320 (media/turns.ts).
+   */
+  speculationLeadMs?: number;
+}
+
+/** One trial's figures, all in ms; a figure that could not be measured is absent. What the results file stores. */
+export interface TrialResult {
+  kind: TrialKind;
+  utterance: string;
+  warmup?: boolean;
+  /** Server turn number, from the metrics event. */
+  turn?: number;
+  /** Last voiced sample sent → first audible reply frame received. */
+  perceivedMs?: number;
+  eouMs?: number;
+  sttMs?: number;
+  llmTtftMs?: number;
+  firstSentenceMs?: number;
+  ttsFirstAudioMs?: number;
+  /** Server: end of speech → first reply packet sent. */
+  firstAudioMs?: number;
+  /** stt + first sentence (LLM, includes its TTFT) + TTS to first audio. */
+  providersMs?: number;
+  /** perceived − first_audio: uplink of the last voiced frame, downlink, decode, and the VAD's edge error. */
+  networkMs?: number;
+  /** EVA's own part: first_audio − the critical path of (end-of-turn window, provider chain). */
+  overheadMs?: number;
+  /** The provider chain overlapped the end-of-turn window (it started on a pause). */
+  speculative?: boolean;
+  /** Onset of speech over EVA's reply → last reply frame received (barge trials). */
+  bargeStopMs?: number;
+  /** Onset → `interrupted` event received. */
+  bargeEventMs?: number;
+  /** EVA's reply was audible when the clip over it began (else the trial measured nothing). */
+  overReply?: boolean;
+  /** EVA stopped (an `interrupted` event) on a backchannel or its own echo: a false barge-in. */
+  falseBargeIn?: boolean;
+  /** EVA's reply was audible inside a mid-sentence pause or before the speech ended. */
+  falseCutoff?: boolean;
+  /** A transcript arrived before the clip ended: the server ended the turn in the pause. */
+  splitTurn?: boolean;
+  /** Audible reply received for the trial, ms (frames × 20). */
+  replyAudibleMs?: number;
+  /** Longest silence inside the answer (between its first and last audible frames before anything is played over it). */
+  replyGapMs?: number;
+  /** Why figures are missing (no reply, no metrics …). */
+  note?: string;
+}
+
+/** First audible frame in [from, to). */
+export function firstAudibleBetween(heard: readonly HeardFrame[], from: number, to = Infinity, rms = AUDIBLE_RMS): HeardFrame | undefined {
+  for (const f of heard) if (f.at >= from && f.at < to && f.rms >= rms) return f;
+  return undefined;
+}
+
+/** Last audible frame in [from, to). */
+export function lastAudibleBetween(heard: readonly HeardFrame[], from: number, to = Infinity, rms = AUDIBLE_RMS): HeardFrame | undefined {
+  let last: HeardFrame | undefined;
+  for (const f of heard) if (f.at >= from && f.at < to && f.rms >= rms) last = f;
+  return last;
+}
+
+/** Perceived latency: last voiced sample sent → first audible frame received after it (undefined: no reply). */
+export function perceivedLatency(lastVoicedAt: number, heard: readonly HeardFrame[], until = Infinity, rms = AUDIBLE_RMS): number | undefined {
+  const f = firstAudibleBetween(heard, lastVoicedAt, until, rms);
+  return f ? f.at - lastVoicedAt : undefined;
+}
+
+/** The first `metrics` event received in [from, to). */
+export function metricsBetween(events: readonly TimedEvent[], from: number, to = Infinity): { at: number; msg: MetricsMessage } | undefined {
+  for (const e of events) if (e.at >= from && e.at < to && e.msg.type === 'metrics') return { at: e.at, msg: e.msg };
+  return undefined;
+}
+
+export interface StageSplit {
+  eouMs?: number;
+  sttMs?: number;
+  llmTtftMs?: number;
+  firstSentenceMs?: number;
+  ttsFirstAudioMs?: number;
+  firstAudioMs?: number;
+  providersMs?: number;
+  networkMs?: number;
+  overheadMs?: number;
+  speculative?: boolean;
+}
+
+/**
+ * The server's split of one turn, and what is left over.
+ *
+ * DESIGN: overhead = perceived − (STT + LLM to first sentence + TTS to first audio) − end-of-turn window − network.
+ * The network part is what the client sees and the server does not: network = perceived − first_audio. So the
+ * sequential overhead is first_audio − eou − providers. But EVA starts STT and the LLM speculatively on a pause,
+ * `speculationLeadMs` before the end of turn, and holds what they produce until the end of turn; then the provider
+ * chain overlaps the silence window and the critical path is max(eou, eou − lead + providers). The two readings
+ * differ by min(providers, lead), so which one applies matters:
+ *   - `replyAfterCommitMs` decides when given: the turn's first `reply` event minus its `state: thinking` event,
+ *     both on the client's clock (EVA sends `thinking` when the end of turn commits the reply, right after
+ *     releasing what a speculative turn held). A speculative turn's first text comes max(0, stt + ttft − lead)
+ *     after it (≤ 0: released together), a sequential one's stt + ttft after it; the nearer prediction wins.
+ *     (Timing against the last voiced sample instead would carry the VAD's ±30 ms edge error.)
+ *   - without it (an agent that sends no text), a negative sequential reading means speculative; a speculative
+ *     turn whose providers were fast is then read as sequential, and its overhead under-reported by the providers'
+ *     time.
+ */
+export function splitStages(m: MetricsMessage | undefined, perceivedMs: number | undefined, speculationLeadMs = 320, replyAfterCommitMs?: number): StageSplit {
+  if (!m) return {};
+  const s: StageSplit = {
+    eouMs: m.eou_ms,
+    sttMs: m.stt_ms,
+    llmTtftMs: m.llm_ttft_ms,
+    firstSentenceMs: m.first_sentence_ms,
+    ttsFirstAudioMs: m.tts_first_audio_ms,
+    firstAudioMs: m.first_audio_ms,
+  };
+  if (m.stt_ms !== undefined && m.first_sentence_ms !== undefined && m.tts_first_audio_ms !== undefined) {
+    s.providersMs = m.stt_ms + m.first_sentence_ms + m.tts_first_audio_ms;
+  }
+  if (perceivedMs !== undefined && m.first_audio_ms !== undefined) s.networkMs = perceivedMs - m.first_audio_ms;
+  if (m.first_audio_ms !== undefined && m.eou_ms !== undefined && s.providersMs !== undefined) {
+    const sequential = m.first_audio_ms - m.eou_ms - s.providersMs;
+    const overlapped = m.first_audio_ms - Math.max(m.eou_ms, m.eou_ms - speculationLeadMs + s.providersMs);
+    let speculative = sequential < 0;
+    if (replyAfterCommitMs !== undefined && m.stt_ms !== undefined && m.llm_ttft_ms !== undefined) {
+      const text = m.stt_ms + m.llm_ttft_ms;
+      const ifSpeculative = Math.max(0, text - speculationLeadMs);
+      const seen = Math.max(0, replyAfterCommitMs);
+      speculative = Math.abs(seen - ifSpeculative) < Math.abs(seen - text);
+    }
+    s.speculative = speculative;
+    s.overheadMs = speculative ? overlapped : sequential;
+  }
+  return s;
+}
+
+/**
+ * Barge-in stop: onset of the speech sent over EVA's reply → the last reply frame received. Only frames that can
+ * be the interrupted reply count: from the onset until `until` (the end of the interrupting speech — EVA cannot
+ * answer the new turn before it ends). Undefined when the reply was still audible at `until` (it never stopped).
+ */
+export function bargeInStop(onsetAt: number, heard: readonly HeardFrame[], until: number, rms = AUDIBLE_RMS): { stopMs?: number; stopped: boolean } {
+  const last = lastAudibleBetween(heard, onsetAt, until, rms);
+  if (!last) return { stopMs: 0, stopped: true };
+  // Still talking in the last 100 ms before `until`: not stopped.
+  if (last.at >= until - 100) return { stopped: false };
+  return { stopMs: last.at - onsetAt, stopped: true };
+}
+
+/** EVA's reply was audible in the `windowMs` before `at`. */
+export function audibleBefore(heard: readonly HeardFrame[], at: number, windowMs = 100, rms = AUDIBLE_RMS): boolean {
+  return firstAudibleBetween(heard, at - windowMs, at, rms) !== undefined;
+}
+
+/**
+ * False cut-off: EVA's reply became audible inside a mid-sentence pause or before the clip's speech ended (it took
+ * the pause for an end of turn). `splitTurn`: a transcript arrived before the clip ended, so the server ended a
+ * turn in the pause even if its audio came later.
+ */
+export function cutOff(
+  play: PlayResult,
+  pauses: readonly TimedPause[],
+  heard: readonly HeardFrame[],
+  events: readonly TimedEvent[],
+  rms = AUDIBLE_RMS,
+): { falseCutoff: boolean; splitTurn: boolean } {
+  const firstPause = pauses.length ? Math.min(...pauses.map((p) => p.startAt)) : play.startAt;
+  const falseCutoff = firstAudibleBetween(heard, firstPause, play.lastVoicedAt, rms) !== undefined;
+  const splitTurn = events.some((e) => e.at >= play.startAt && e.at < play.lastVoicedAt && e.msg.type === 'transcript');
+  return { falseCutoff, splitTurn };
+}
+
+/** Audible ms received in [from, to). */
+export function audibleMsBetween(heard: readonly HeardFrame[], from: number, to: number, rms = AUDIBLE_RMS): number {
+  let n = 0;
+  for (const f of heard) if (f.at >= from && f.at < to && f.rms >= rms) n++;
+  return n * 20;
+}
+
+/** Turn one trial's capture into its figures. */
+export function analyzeTrial(c: TrialCapture, opts: AnalyzeOptions = {}): TrialResult {
+  const rms = opts.audibleRms ?? AUDIBLE_RMS;
+  const r: TrialResult = { kind: c.kind, utterance: c.utterance };
+  if (c.warmup) r.warmup = true;
+  const notes: string[] = [];
+  // The answer to the first clip must come before the clip played over it (if any) starts.
+  const perceived = perceivedLatency(c.play.lastVoicedAt, c.heard, c.over ? c.over.play.startAt : c.endAt, rms);
+  if (perceived !== undefined) r.perceivedMs = perceived;
+  else notes.push('no audible reply');
+  const metrics = metricsBetween(c.events, c.play.startAt, c.endAt);
+  if (metrics) {
+    r.turn = metrics.msg.turn;
+    const turn = metrics.msg.turn;
+    const reply = c.events.find((e) => e.at >= c.play.startAt && e.at < c.endAt && e.msg.type === 'reply' && e.msg.turn === turn);
+    const thinking = c.events.find((e) => e.at >= c.play.lastVoicedAt && e.at < c.endAt && e.msg.type === 'state' && e.msg.state === 'thinking');
+    const replyAfterCommitMs = reply && thinking ? reply.at - thinking.at : undefined;
+    Object.assign(r, dropUndefined(splitStages(metrics.msg, r.perceivedMs, opts.speculationLeadMs, replyAfterCommitMs)));
+  } else {
+    notes.push('no metrics event');
+  }
+  if (c.kind === 'pause') Object.assign(r, cutOff(c.play, c.pauses ?? [], c.heard, c.events, rms));
+  // EVA already talking when the speech ended (it answered inside a pause, or an earlier answer ran on): the first
+  // audible frame after the end is not the start of an answer, so there is no latency to read.
+  if (r.perceivedMs !== undefined && audibleBefore(c.heard, c.play.lastVoicedAt, 100, rms)) {
+    delete r.perceivedMs;
+    delete r.networkMs;
+    notes.push('EVA was already talking when the speech ended');
+  }
+  if (c.over) {
+    const onset = c.over.play.startAt + c.over.voicedStartMs;
+    r.overReply = audibleBefore(c.heard, onset, 100, rms);
+    const interrupted = c.events.find((e) => e.at >= onset && e.at < c.endAt && e.msg.type === 'interrupted');
+    if (c.kind === 'barge') {
+      if (!r.overReply) notes.push('reply was not audible at the onset');
+      const stop = bargeInStop(onset, c.heard, c.over.play.lastVoicedAt, rms);
+      if (!interrupted) notes.push('no interrupted event');
+      else if (!stop.stopped) notes.push('reply did not stop while the person spoke');
+      // Without the event the reply may simply have ended by itself: that is not a stop.
+      if (interrupted && stop.stopped && r.overReply) r.bargeStopMs = stop.stopMs;
+      if (interrupted) r.bargeEventMs = interrupted.at - onset;
+    } else {
+      r.falseBargeIn = interrupted !== undefined;
+    }
+  }
+  r.replyAudibleMs = audibleMsBetween(c.heard, c.play.lastVoicedAt, c.endAt, rms);
+  if (r.perceivedMs !== undefined) r.replyGapMs = longestSilence(c.heard, c.play.lastVoicedAt + r.perceivedMs, c.over ? c.over.play.startAt : c.endAt, rms);
+  if (notes.length) r.note = notes.join('; ');
+  return r;
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Longest run without an audible frame between the first and the last audible frame in [from, to), ms. */
+export function longestSilence(heard: readonly HeardFrame[], from: number, to: number, rms = AUDIBLE_RMS): number {
+  let prev: number | undefined;
+  let longest = 0;
+  for (const f of heard) {
+    if (f.at < from || f.at >= to || f.rms < rms) continue;
+    if (prev !== undefined) longest = Math.max(longest, f.at - prev - 20);
+    prev = f.at;
+  }
+  return longest;
+}
+
+/** Gaps between consecutive received frames longer than `gapMs` (audio underruns at the listener). */
+export function underruns(frameTimes: readonly number[], gapMs = UNDERRUN_GAP_MS): { count: number; maxGapMs: number } {
+  let count = 0;
+  let maxGapMs = 0;
+  for (let i = 1; i < frameTimes.length; i++) {
+    const gap = frameTimes[i]! - frameTimes[i - 1]!;
+    if (gap > maxGapMs) maxGapMs = gap;
+    if (gap > gapMs) count++;
+  }
+  return { count, maxGapMs };
+}
+
+export interface Summary {
+  n: number;
+  min: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/**
+ * Nearest-rank percentile of sorted values: the smallest value v such that at least p % of the values are ≤ v,
+ * i.e. sorted[ceil(p/100 × n) − 1]. Always one of the measured values (no interpolation), so with 20 turns p95
+ * is the 19th smallest and p99 the largest — honest for small samples.
+ */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  if (p <= 0) return sorted[0]!;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+/** n, min, nearest-rank p50/p95/p99, max and mean of the finite values (NaNs for an empty set). */
+export function summarize(values: readonly (number | undefined)[]): Summary {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  const n = v.length;
+  return {
+    n,
+    min: n ? v[0]! : NaN,
+    p50: percentile(v, 50),
+    p95: percentile(v, 95),
+    p99: percentile(v, 99),
+    max: n ? v[n - 1]! : NaN,
+    mean: n ? v.reduce((a, b) => a + b, 0) / n : NaN,
+  };
+}
+
+/** The figures summarized for every profile, in table order, with what each means (README, table). */
+export const FIGURES = [
+  ['perceivedMs', 'perceived latency (client: last voiced sample sent → first audible reply frame)'],
+  ['eouMs', 'end-of-turn decision (server: end of speech → end of turn)'],
+  ['sttMs', 'STT'],
+  ['llmTtftMs', 'LLM time to first token'],
+  ['firstSentenceMs', 'LLM time to first sentence'],
+  ['ttsFirstAudioMs', 'TTS time to first audio'],
+  ['firstAudioMs', 'server: end of speech → first reply packet sent'],
+  ['providersMs', 'providers: STT + LLM first sentence + TTS first audio'],
+  ['overheadMs', "EVA's overhead (first_audio − critical path of eou window and providers)"],
+  ['networkMs', 'network + jitter + decode (perceived − first_audio)'],
+  ['bargeStopMs', 'barge-in stop (client: onset of speech sent → last reply frame received)'],
+  ['bargeEventMs', 'barge-in event (client: onset → `interrupted` received)'],
+] as const satisfies readonly (readonly [keyof TrialResult, string])[];
+
+export type FigureKey = (typeof FIGURES)[number][0];
+
+/** Summaries of every figure over the trials that are not warm-ups. */
+export function summarizeTrials(trials: readonly TrialResult[]): Record<FigureKey, Summary> {
+  const counted = trials.filter((t) => !t.warmup);
+  const out = {} as Record<FigureKey, Summary>;
+  for (const [key] of FIGURES) out[key] = summarize(counted.map((t) => t[key] as number | undefined));
+  return out;
+}
+
+export interface Counts {
+  turns: number;
+  replies: number;
+  bargeTrials: number;
+  /** Barge trials where the reply was audible at the onset. */
+  bargeValid: number;
+  bargeNotStopped: number;
+  backchannelTrials: number;
+  /** Backchannel trials that stopped EVA. */
+  falseBargeIns: number;
+  echoTrials: number;
+  /** Echo trials that stopped EVA. */
+  echoBargeIns: number;
+  pauseTrials: number;
+  falseCutoffs: number;
+  splitTurns: number;
+  speculativeTurns: number;
+}
+
+export function countTrials(trials: readonly TrialResult[]): Counts {
+  const t = trials.filter((x) => !x.warmup);
+  const barge = t.filter((x) => x.kind === 'barge');
+  const back = t.filter((x) => x.kind === 'backchannel');
+  const echo = t.filter((x) => x.kind === 'echo');
+  const pause = t.filter((x) => x.kind === 'pause');
+  return {
+    turns: t.length,
+    replies: t.filter((x) => x.perceivedMs !== undefined).length,
+    bargeTrials: barge.length,
+    bargeValid: barge.filter((x) => x.overReply).length,
+    bargeNotStopped: barge.filter((x) => x.overReply && x.bargeStopMs === undefined).length,
+    backchannelTrials: back.length,
+    falseBargeIns: back.filter((x) => x.falseBargeIn).length,
+    echoTrials: echo.length,
+    echoBargeIns: echo.filter((x) => x.falseBargeIn).length,
+    pauseTrials: pause.length,
+    falseCutoffs: pause.filter((x) => x.falseCutoff).length,
+    splitTurns: pause.filter((x) => x.splitTurn).length,
+    speculativeTurns: t.filter((x) => x.speculative).length,
+  };
+}
+
+/** The trial whose perceived latency is the nearest-rank median (for the waterfall chart). */
+export function medianTrial(trials: readonly TrialResult[]): TrialResult | undefined {
+  const withP = trials.filter((t) => !t.warmup && t.perceivedMs !== undefined).sort((a, b) => a.perceivedMs! - b.perceivedMs!);
+  if (!withP.length) return undefined;
+  return withP[Math.ceil(0.5 * withP.length) - 1];
+}

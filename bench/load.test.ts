@@ -1,0 +1,63 @@
+import t from 'tap';
+import { GapHistogram, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, rampLevels, stepProblem } from './load.js';
+
+t.test('the server lag quantiles come from EVA’s Prometheus text, in ms', async (t) => {
+  const text = [
+    '# HELP eva_event_loop_lag_seconds Event-loop delay since the previous scrape, by quantile (1 = the maximum).',
+    '# TYPE eva_event_loop_lag_seconds gauge',
+    'eva_event_loop_lag_seconds{quantile="0.5"} 0.0101',
+    'eva_event_loop_lag_seconds{quantile="0.99"} 0.0123',
+    'eva_event_loop_lag_seconds{quantile="1"} 0.05',
+    'eva_calls_open 3',
+  ].join('\n');
+  const q = parseLagQuantiles(text);
+  t.equal(Math.round(q['0.99']! * 10) / 10, 12.3);
+  t.equal(q['1'], 50);
+  t.same(parseLagQuantiles('eva_calls_open 3\n'), {});
+});
+
+t.test('/proc readings: utime + stime ticks (names with spaces and parentheses) and VmRSS', async (t) => {
+  const stat = '1234 (node (eva) x) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 11 0 100 1000000 5000 18446744073709551615';
+  t.equal(parseProcStat(stat), 300);
+  t.equal(parseRssMb('Name:\tnode\nVmRSS:\t  204800 kB\nVmSwap:\t0 kB\n'), 200);
+  t.equal(parseRssMb('Name:\tnode\n'), undefined);
+  t.equal(cpuPercent(100, 150, 1000), 50, '50 ticks of 10 ms in 1 s = half a core');
+  t.equal(cpuPercent(0, 10, 0), 0);
+});
+
+t.test('a step fails on lag over the limit, underruns, drops or calls that did not connect', async (t) => {
+  const ok = { calls: 10, connected: 10, dropped: 0, underruns: 0, lagP99Ms: 12, jitterP99Ms: 3 };
+  t.equal(stepProblem(ok), undefined);
+  t.match(stepProblem({ ...ok, lagP99Ms: 25 }), /p99 event-loop lag 25\.0 ms > 20 ms/);
+  t.match(stepProblem({ ...ok, lagP99Ms: undefined, jitterP99Ms: 30 }), /30\.0 ms > 20 ms/, 'client jitter stands in without /metrics');
+  t.match(stepProblem({ ...ok, underruns: 2 }), /2 audio underruns/);
+  t.match(stepProblem({ ...ok, connected: 8 }), /2 of 10 calls did not connect/);
+  t.match(stepProblem({ ...ok, dropped: 1 }), /EVA ended 1 calls/);
+});
+
+t.test('the ramp doubles up to the maximum', async (t) => {
+  t.same(rampLevels(10, 80), [10, 20, 40, 80]);
+  t.same(rampLevels(10, 100), [10, 20, 40, 80, 100]);
+  t.same(rampLevels(4, 4), [4]);
+});
+
+t.test('the gap histogram gives nearest-rank percentiles in 1 ms buckets and merges', async (t) => {
+  const h = new GapHistogram();
+  for (let i = 0; i < 98; i++) h.add(20);
+  h.add(45);
+  h.add(3000);
+  t.equal(h.percentile(50), 20);
+  t.equal(h.percentile(99), 45);
+  t.equal(h.percentile(100), 2000, 'clamped at 2 s');
+  const m = new GapHistogram();
+  m.merge({ counts: Array.from(h.counts), total: h.total });
+  t.equal(m.total, 100);
+  t.equal(new GapHistogram().percentile(99), 0);
+});
+
+t.test('an idle reading of ~10 ms is Node’s sampling interval and is subtracted', async (t) => {
+  t.equal(idleLagOffset(10.1), 10);
+  t.equal(idleLagOffset(0.2), 0);
+  t.equal(idleLagOffset(undefined), 0);
+  t.equal(idleLagOffset(30), 0, 'a busy idle reading is not an offset');
+});

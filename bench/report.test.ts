@@ -1,0 +1,195 @@
+import t from 'tap';
+import { bins, binWidth, esc, niceStep, ticks } from './chart.js';
+import { countTrials, summarizeTrials, type TrialResult } from './latency.js';
+import { formatReport, histogramChart, profileTable, reportFiles, stamp, textTable, waterfallChart, waterfallRows, type BenchResult, type ProfileResult } from './report.js';
+
+const trials: TrialResult[] = [
+  { kind: 'turn', utterance: 'yes.wav', warmup: true, perceivedMs: 2000 },
+  ...[600, 620, 640, 660, 700].map(
+    (p, i): TrialResult => ({
+      kind: 'turn',
+      utterance: 'sure-go-on.wav',
+      turn: i + 2,
+      perceivedMs: p,
+      eouMs: 500,
+      sttMs: 10,
+      llmTtftMs: 5,
+      firstSentenceMs: 20,
+      ttsFirstAudioMs: 3,
+      firstAudioMs: p - 40,
+      providersMs: 33,
+      networkMs: 40,
+      overheadMs: p - 40 - 533,
+      speculative: false,
+    }),
+  ),
+  { kind: 'barge', utterance: 'virus.wav', overReply: true, bargeStopMs: 110, bargeEventMs: 90, perceivedMs: 650 },
+  { kind: 'backchannel', utterance: 'virus.wav', overReply: true, falseBargeIn: false, perceivedMs: 640 },
+  { kind: 'pause', utterance: 'moon.wav', falseCutoff: false, splitTurn: false, perceivedMs: 630 },
+];
+
+function profile(label: string, list = trials): ProfileResult {
+  return {
+    label,
+    spec: label,
+    description: 'STT 0 ms, TTFT 0 ms, tokens at once, LLM groq, TTS embedded eSpeak',
+    latency: { sttMs: 0, ttftMs: 0, tokensPerSec: Infinity, ttsFirstMs: 0 },
+    llm: 'groq',
+    tts: 'espeak',
+    providers: { stt: 'groq', llm: 'groq', tts: 'espeak' },
+    trials: list,
+    summary: summarizeTrials(list),
+    counts: countTrials(list),
+    text: [
+      { name: 'POST /chat (whole reply)', values: [10, 12], serverValues: [8, 9], errors: 0, summary: { n: 2, min: 10, p50: 10, p95: 12, p99: 12, max: 12, mean: 11 } },
+      { name: 'POST /tts (whole WAV)', skipped: 'POST /tts answered 404 (not wired in this build)', values: [], serverValues: [], errors: 0 },
+    ],
+    errors: [],
+  };
+}
+
+const result: BenchResult = {
+  version: 1,
+  startedAt: '2025-01-31T12:00:00.123Z',
+  durationS: 95,
+  machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 23.5, node: 'v20.20.2', platform: 'linux', gitCommit: '0123456789abcdef', loadAvg: [0.5, 0.4, 0.3] },
+  config: {
+    quick: true,
+    turns: 5,
+    bargeTrials: 1,
+    backchannelTrials: 1,
+    pauseTrials: 1,
+    bargeDelayMs: 300,
+    echoTrials: 0,
+    echoDb: 20,
+    speculationLeadMs: 320,
+    audibleRms: 100,
+    utterances: ['yes.wav'],
+    evaEnv: {},
+  },
+  profiles: [profile('instant'), profile('groq+ttftMs=200')],
+  load: {
+    profile: 'groq',
+    levels: [10, 20],
+    callsHeld: 10,
+    stopReason: '2 audio underruns (gaps > 60 ms)',
+    notes: ['the load clients run in a child process on the same machine; their CPU is in clientCpuPct'],
+    steps: [
+      {
+        calls: 10, connected: 10, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 4.2, lagMaxMs: 9, lagSource: 'server /metrics', underruns: 0, maxGapMs: 41,
+        jitterP99Ms: 3, evaCpuPct: 35, clientCpuPct: 30, clientLagP99Ms: 3, evaRssMb: 140, rssPerCallMb: 1.5, talkingFraction: 0.41, turns: 20, noReply: 0,
+        perceived: { n: 20, min: 600, p50: 650, p95: 700, p99: 700, max: 700, mean: 650 }, passed: true,
+      },
+      {
+        calls: 20, connected: 20, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 12, lagMaxMs: 30, lagSource: 'server /metrics', underruns: 2, maxGapMs: 90,
+        jitterP99Ms: 8, evaCpuPct: 70, clientCpuPct: 60, clientLagP99Ms: 9, evaRssMb: 160, rssPerCallMb: 1.75, talkingFraction: 0.39, turns: 40, noReply: 0,
+        perceived: { n: 40, min: 600, p50: 660, p95: 720, p99: 730, max: 730, mean: 660 }, passed: false, reason: '2 audio underruns (gaps > 60 ms)',
+      },
+    ],
+  },
+  notes: ['a note'],
+};
+
+t.test('the profile table has every measured figure with n/min/p50/p95/p99/max, skips the warm-up, and counts', async (t) => {
+  const table = profileTable(result.profiles[0]!);
+  t.match(table, /== instant: STT 0 ms/);
+  t.match(table, /EVA providers: stt groq, llm groq, tts espeak/);
+  t.match(table, /figure \(ms\)\s+n\s+min\s+p50\s+p95\s+p99\s+max\s+DESIGN target/);
+  // 8 perceived values (5 turns + barge + backchannel + pause), the 2000 ms warm-up left out.
+  t.match(table, /perceived latency\s+8\s+600\s+640\s+700\s+700\s+700\s+p50 ≤ 200/);
+  t.match(table, /EVA overhead\s+5\s+27\s+67\s+127\s+127\s+127\s+p50 ≤ 10/);
+  t.match(table, /barge-in stop\s+1\s+110/);
+  t.notMatch(table, /2000/);
+  t.match(table, /barge-in: stopped 1\/1/);
+  t.match(table, /false barge-ins on backchannels 0\/1, on EVA's own echo –/);
+  t.match(table, /false cut-offs in pauses 0\/1/);
+});
+
+t.test('the full report lists the machine, each profile, the text probes and the load ramp', async (t) => {
+  const text = formatReport(result);
+  t.match(text, /Test CPU, 2 cores, 23\.5 GiB, Node v20\.20\.2, commit 0123456789ab \(quick\)/);
+  t.match(text, /== groq\+ttftMs=200/);
+  t.match(text, /POST \/chat \(whole reply\)\s+2\s+10\s+10\s+12\s+12\s+server-reported p50 8/);
+  t.match(text, /POST \/tts \(whole WAV\).*skipped: POST \/tts answered 404/);
+  t.match(text, /== load \(groq\): calls held 10; stopped: 2 audio underruns/);
+  t.match(text, /^10\s+10\s+4\.2\s+0\s+41\s+35\s+30\s+140\s+1\.50\s+–\s+41%\s+20\/0\s+650\s+ok$/m);
+  t.match(text, /note: a note/);
+});
+
+t.test('text tables align columns', async (t) => {
+  t.equal(textTable(['a', 'n', 'note'], [['xyz', '1', 'x'], ['q', '22', '']]), 'a     n  note\n---  --  ----\nxyz   1  x\nq    22');
+});
+
+t.test('the waterfall rows follow the median turn’s stages', async (t) => {
+  const median = { kind: 'turn', utterance: 'x.wav', perceivedMs: 640, eouMs: 500, sttMs: 10, llmTtftMs: 5, firstSentenceMs: 20, ttsFirstAudioMs: 3, firstAudioMs: 600, overheadMs: 67, speculative: false } as const;
+  const rows = waterfallRows(median);
+  t.same(
+    rows.map((r) => [r.label, r.start, r.end]),
+    [
+      ['end-of-turn silence', 0, 500],
+      ['STT', 500, 510],
+      ['LLM first token', 510, 515],
+      ['LLM rest of 1st sentence', 515, 530],
+      ['TTS first audio', 530, 533],
+      ['EVA overhead', 533, 600],
+      ['network, jitter, decode', 600, 640],
+      ['perceived latency', 0, 640],
+    ],
+  );
+  const spec = waterfallRows({ ...median, speculative: true, overheadMs: 100 }, 320);
+  t.same(spec[1], { label: 'STT (speculative)', start: 180, end: 190, color: spec[1]!.color });
+});
+
+t.test('charts are self-contained SVG documents', async (t) => {
+  const p = result.profiles[0]!;
+  for (const svg of [waterfallChart(p), histogramChart(p), histogramChart(profile('empty', []))]) {
+    t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    t.match(svg, /<\/svg>\n$/);
+    t.notMatch(svg, /NaN|undefined|Infinity/);
+    // Every element opened is closed.
+    const opened = (svg.match(/<(?!\/)[a-z]+[^>]*[^/]>/g) ?? []).length;
+    const closed = (svg.match(/<\/[a-z]+>/g) ?? []).length;
+    t.equal(opened, closed);
+  }
+  const w = waterfallChart(p);
+  t.match(w, /the median turn/);
+  t.match(w, /EVA overhead/);
+  t.equal((w.match(/<rect [^>]*rx="2"/g) ?? []).length, 8, 'one bar per stage');
+  const h = histogramChart(p);
+  t.match(h, /perceived latency over 8 turns/);
+  t.match(h, /p50 640/);
+  t.notMatch(h, /target p50/, 'targets are drawn for Groq-like profiles only');
+  t.match(histogramChart(result.profiles[1]!), /target p50 200/);
+});
+
+t.test('reportFiles names every output after the run’s start time', async (t) => {
+  const files = Object.keys(reportFiles(result)).sort();
+  t.same(files, [
+    '2025-01-31T12-00-00Z-groq+ttftMs=200-histogram.svg',
+    '2025-01-31T12-00-00Z-groq+ttftMs=200-waterfall.svg',
+    '2025-01-31T12-00-00Z-instant-histogram.svg',
+    '2025-01-31T12-00-00Z-instant-waterfall.svg',
+    '2025-01-31T12-00-00Z-load.svg',
+    '2025-01-31T12-00-00Z.json',
+    '2025-01-31T12-00-00Z.txt',
+  ]);
+  t.equal(stamp('2025-01-31T12:00:00Z'), '2025-01-31T12-00-00Z');
+  const json = JSON.parse(reportFiles(result)['2025-01-31T12-00-00Z.json']!) as BenchResult;
+  t.equal(json.profiles[0]!.trials.length, trials.length, 'raw per-trial records are kept');
+});
+
+t.test('chart helpers: nice steps, ticks, bins, escaping', async (t) => {
+  t.equal(niceStep(100, 10), 10);
+  t.equal(niceStep(730, 8), 100);
+  t.equal(niceStep(0), 1);
+  t.same(ticks(0, 640, 8), [0, 100, 200, 300, 400, 500, 600, 700]);
+  t.equal(binWidth([600, 700]), 10);
+  t.same(bins([600, 605, 619, 640], 10), [
+    { from: 600, count: 2 },
+    { from: 610, count: 1 },
+    { from: 620, count: 0 },
+    { from: 630, count: 0 },
+    { from: 640, count: 1 },
+  ]);
+  t.equal(esc('a<b & "c"'), 'a&lt;b &amp; &quot;c&quot;');
+});

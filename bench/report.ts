@@ -1,0 +1,280 @@
+// The bench's results file and what is made from it: the text table printed at the end of a run, and the SVG
+// charts (a waterfall of the median turn and a histogram of perceived latency per profile, lag and CPU against
+// calls for the load ramp). Pure: a result in, strings out; run.ts writes them to bench/results/.
+import { COLORS, histogramSvg, lineSvg, waterfallSvg, type Marker, type WaterfallRow } from './chart.js';
+import { FIGURES, medianTrial, type Counts, type FigureKey, type Summary, type TrialResult } from './latency.js';
+import type { LoadResult } from './load.js';
+import type { LatencyProfile } from './profiles.js';
+import type { TextProbeResult } from './text-probes.js';
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  gitCommit: string;
+  loadAvg: number[];
+}
+
+export interface ProfileResult {
+  label: string;
+  spec: string;
+  description: string;
+  latency: LatencyProfile;
+  llm: string;
+  tts: string;
+  /** The provider variables EVA was started with (on top of `config.evaEnv`). */
+  evaEnv?: Record<string, string>;
+  /** Providers EVA reported in `ready`. */
+  providers?: { stt: string; llm: string; tts: string };
+  evaStartMs?: number;
+  connectMs?: number;
+  trials: TrialResult[];
+  summary: Record<FigureKey, Summary>;
+  counts: Counts;
+  text: TextProbeResult[];
+  errors: string[];
+}
+
+export interface BenchResult {
+  version: 1;
+  startedAt: string;
+  durationS: number;
+  machine: MachineInfo;
+  config: {
+    quick: boolean;
+    turns: number;
+    bargeTrials: number;
+    backchannelTrials: number;
+    pauseTrials: number;
+    bargeDelayMs: number;
+    echoTrials: number;
+    /** Level of the echo fed back, dB below EVA's received audio. */
+    echoDb: number;
+    speculationLeadMs: number;
+    audibleRms: number;
+    utterances: string[];
+    evaEnv: Record<string, string>;
+    load?: { profile: string; levels: number[]; windowMs: number; settleMs: number };
+  };
+  profiles: ProfileResult[];
+  load?: LoadResult & { profile: string };
+  notes: string[];
+}
+
+/** DESIGN "Latency" targets, shown beside the figures (never asserted). */
+export const TARGETS: Partial<Record<FigureKey, string>> = {
+  perceivedMs: 'p50 ≤ 200, p95 ≤ 350 (Groq-like)',
+  overheadMs: 'p50 ≤ 10, p99 ≤ 30',
+  bargeStopMs: 'p50 ≤ 120',
+};
+
+const SHORT: Record<FigureKey, string> = {
+  perceivedMs: 'perceived latency',
+  eouMs: 'end of turn (eou)',
+  sttMs: 'STT',
+  llmTtftMs: 'LLM first token',
+  firstSentenceMs: 'LLM first sentence',
+  ttsFirstAudioMs: 'TTS first audio',
+  firstAudioMs: 'server first audio',
+  providersMs: 'providers total',
+  overheadMs: 'EVA overhead',
+  networkMs: 'network+jitter',
+  bargeStopMs: 'barge-in stop',
+  bargeEventMs: 'barge-in event',
+};
+
+function num(v: number | undefined, digits = 0): string {
+  return v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+}
+
+function pad(s: string, w: number, right = false): string {
+  return right ? s.padStart(w) : s.padEnd(w);
+}
+
+/** A fixed-width table: the first and last columns (names, notes) left-aligned, the numbers between right-aligned. */
+export function textTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const last = header.length - 1;
+  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, i > 0 && i < last)).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function rate(x: number, of: number): string {
+  return of === 0 ? '–' : `${x}/${of}`;
+}
+
+/** The table for one profile: every figure with n/min/p50/p95/p99/max, then the counts. */
+export function profileTable(p: ProfileResult): string {
+  const rows = FIGURES.filter(([k]) => p.summary[k] && p.summary[k].n > 0).map(([k]) => {
+    const s = p.summary[k];
+    return [SHORT[k], String(s.n), num(s.min), num(s.p50), num(s.p95), num(s.p99), num(s.max), TARGETS[k] ?? ''];
+  });
+  const c = p.counts;
+  const head = [
+    `== ${p.label}: ${p.description}`,
+    p.providers ? `   EVA providers: stt ${p.providers.stt}, llm ${p.providers.llm}, tts ${p.providers.tts}` : '   EVA providers: unknown (no ready event)',
+  ];
+  const tail = [
+    `   replies ${rate(c.replies, c.turns)} trials; speculative turns ${c.speculativeTurns}; ` +
+      `barge-in: stopped ${rate(c.bargeValid - c.bargeNotStopped, c.bargeValid)} (${c.bargeTrials - c.bargeValid} trials missed the reply); ` +
+      `false barge-ins on backchannels ${rate(c.falseBargeIns, c.backchannelTrials)}, on EVA's own echo ${rate(c.echoBargeIns, c.echoTrials)}; ` +
+      `false cut-offs in pauses ${rate(c.falseCutoffs, c.pauseTrials)} (split turns ${rate(c.splitTurns, c.pauseTrials)})`,
+  ];
+  for (const e of p.errors) tail.push(`   ! ${e}`);
+  const table = rows.length ? textTable(['figure (ms)', 'n', 'min', 'p50', 'p95', 'p99', 'max', 'DESIGN target'], rows) : '   (no figures: no trial got a reply)';
+  return [...head, table, ...tail].join('\n');
+}
+
+export function textProbeTable(probes: readonly TextProbeResult[]): string {
+  const rows = probes.map((t) =>
+    t.skipped
+      ? [t.name, '–', '–', '–', '–', '–', `skipped: ${t.skipped}`]
+      : [
+          t.name,
+          String(t.summary?.n ?? 0),
+          num(t.summary?.min),
+          num(t.summary?.p50),
+          num(t.summary?.p95),
+          num(t.summary?.max),
+          `${t.errors ? `${t.errors} errors; ` : ''}${t.serverValues.length ? `server-reported p50 ${num(median(t.serverValues))}` : ''}`,
+        ],
+  );
+  return textTable(['text probe (ms)', 'n', 'min', 'p50', 'p95', 'max', 'notes'], rows);
+}
+
+function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.ceil(s.length / 2) - 1]!;
+}
+
+export function loadTable(load: LoadResult & { profile: string }): string {
+  const rows = load.steps.map((s) => [
+    String(s.calls),
+    `${s.connected}`,
+    num(s.lagP99Ms ?? s.jitterP99Ms, 1),
+    String(s.underruns),
+    num(s.maxGapMs),
+    num(s.evaCpuPct),
+    num(s.clientCpuPct),
+    num(s.evaRssMb),
+    num(s.rssPerCallMb, 2),
+    num(s.rssMarginalMb, 2),
+    `${Math.round(s.talkingFraction * 100)}%`,
+    `${s.turns}/${s.noReply}`,
+    num(s.perceived.p50),
+    s.passed ? 'ok' : (s.reason ?? 'failed'),
+  ]);
+  const src = load.steps[0]?.lagSource ?? 'server /metrics';
+  return [
+    `== load (${load.profile}): calls held ${load.callsHeld}; stopped: ${load.stopReason}; lag from ${src}`,
+    textTable(['calls', 'up', 'lag p99', 'underruns', 'max gap', 'EVA CPU%', 'client CPU%', 'RSS MB', 'MB/call', 'MB/added call', 'EVA talks', 'turns/unanswered', 'perceived p50', 'result'], rows),
+    ...load.notes.map((n) => `   note: ${n}`),
+  ].join('\n');
+}
+
+/** Everything printed at the end of a run. */
+export function formatReport(r: BenchResult): string {
+  const m = r.machine;
+  const out = [
+    `EVA bench ${r.startedAt} — ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB, Node ${m.node}, commit ${m.gitCommit.slice(0, 12)}` +
+      `${r.config.quick ? ' (quick)' : ''}; ${r.durationS.toFixed(0)} s`,
+    '',
+  ];
+  for (const p of r.profiles) {
+    out.push(profileTable(p), '');
+    if (p.text.length) out.push(textProbeTable(p.text), '');
+  }
+  if (r.load) out.push(loadTable(r.load), '');
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return out.join('\n').trimEnd() + '\n';
+}
+
+/**
+ * The median turn's stages on the client's time line (0 = its last voiced sample left the client). The server's
+ * clock is drawn as if it started at 0 too; the uplink and downlink together make the last bar.
+ */
+export function waterfallRows(t: TrialResult, speculationLeadMs = 320): WaterfallRow[] {
+  const rows: WaterfallRow[] = [];
+  if (t.eouMs !== undefined) rows.push({ label: 'end-of-turn silence', start: 0, end: t.eouMs, color: COLORS.wait });
+  if (t.eouMs !== undefined && t.sttMs !== undefined) {
+    let at = t.speculative ? Math.max(0, t.eouMs - speculationLeadMs) : t.eouMs;
+    rows.push({ label: t.speculative ? 'STT (speculative)' : 'STT', start: at, end: (at += t.sttMs), color: COLORS.stt });
+    if (t.llmTtftMs !== undefined) rows.push({ label: 'LLM first token', start: at, end: at + t.llmTtftMs, color: COLORS.llm });
+    if (t.firstSentenceMs !== undefined) {
+      const from = at + (t.llmTtftMs ?? 0);
+      rows.push({ label: 'LLM rest of 1st sentence', start: from, end: at + t.firstSentenceMs, color: COLORS.llm2 });
+      at += t.firstSentenceMs;
+    }
+    if (t.ttsFirstAudioMs !== undefined) rows.push({ label: 'TTS first audio', start: at, end: at + t.ttsFirstAudioMs, color: COLORS.tts });
+  }
+  if (t.firstAudioMs !== undefined && t.overheadMs !== undefined) {
+    rows.push({ label: 'EVA overhead', start: t.firstAudioMs - Math.max(0, t.overheadMs), end: t.firstAudioMs, color: COLORS.eva, note: `${t.overheadMs.toFixed(1)} ms` });
+  }
+  if (t.firstAudioMs !== undefined && t.perceivedMs !== undefined) {
+    rows.push({ label: 'network, jitter, decode', start: t.firstAudioMs, end: t.perceivedMs, color: COLORS.net });
+  }
+  if (t.perceivedMs !== undefined) rows.push({ label: 'perceived latency', start: 0, end: t.perceivedMs, color: COLORS.total });
+  return rows;
+}
+
+export function waterfallChart(p: ProfileResult, speculationLeadMs = 320): string {
+  const t = medianTrial(p.trials);
+  if (!t) return waterfallSvg([], { title: `${p.label}: median turn`, subtitle: 'no turn got a reply' });
+  return waterfallSvg(waterfallRows(t, speculationLeadMs), {
+    title: `${p.label}: the median turn, stage by stage`,
+    subtitle: `${t.utterance} (${t.kind}), perceived ${t.perceivedMs!.toFixed(0)} ms; stages from EVA's metrics event, perceived from the client over WebRTC`,
+  });
+}
+
+export function histogramChart(p: ProfileResult): string {
+  const values = p.trials.filter((t) => !t.warmup && t.perceivedMs !== undefined).map((t) => t.perceivedMs!);
+  const s = p.summary.perceivedMs;
+  const markers: Marker[] = [];
+  if (s.n > 0) {
+    markers.push({ label: `p50 ${s.p50.toFixed(0)}`, value: s.p50, color: COLORS.p50 });
+    markers.push({ label: `p95 ${s.p95.toFixed(0)}`, value: s.p95, color: COLORS.p95 });
+  }
+  if (p.label.startsWith('groq')) {
+    markers.push({ label: 'target p50 200', value: 200, color: COLORS.target, dashed: true });
+    markers.push({ label: 'target p95 350', value: 350, color: COLORS.target, dashed: true });
+  }
+  return histogramSvg(values, {
+    title: `${p.label}: perceived latency over ${values.length} turns`,
+    subtitle: 'last voiced sample sent → first audible reply frame received, measured at the client over WebRTC',
+    markers,
+  });
+}
+
+export function loadChart(load: LoadResult & { profile: string }): string {
+  const lag = load.steps.map((s) => ({ x: s.calls, y: s.lagP99Ms ?? s.jitterP99Ms }));
+  const cpu = load.steps.filter((s) => s.evaCpuPct !== undefined).map((s) => ({ x: s.calls, y: s.evaCpuPct! / 10 }));
+  return lineSvg(
+    [
+      { label: 'p99 lag (ms)', color: COLORS.p95, points: lag },
+      { label: 'EVA CPU (% / 10)', color: COLORS.stt, points: cpu },
+    ],
+    { title: `load (${load.profile}): calls held ${load.callsHeld}`, xLabel: 'concurrent calls', yLabel: 'ms  |  % of a core / 10', markers: [{ label: 'lag limit 20 ms', value: 20 }] },
+  );
+}
+
+/** File name stem for a run started at `iso`: 2025-01-31T12-00-00Z. */
+export function stamp(iso: string): string {
+  return iso.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+/** Every file a result produces, by name relative to bench/results/. */
+export function reportFiles(r: BenchResult): Record<string, string> {
+  const base = stamp(r.startedAt);
+  // Microseconds are noise here: keep three decimals of every ms figure.
+  const round = (_k: string, v: unknown): unknown => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v);
+  const files: Record<string, string> = { [`${base}.json`]: JSON.stringify(r, round, 2) + '\n', [`${base}.txt`]: formatReport(r) };
+  for (const p of r.profiles) {
+    const safe = p.label.replace(/[^A-Za-z0-9_.=+-]/g, '_');
+    files[`${base}-${safe}-waterfall.svg`] = waterfallChart(p, r.config.speculationLeadMs);
+    files[`${base}-${safe}-histogram.svg`] = histogramChart(p);
+  }
+  if (r.load && r.load.steps.length) files[`${base}-load.svg`] = loadChart(r.load);
+  return files;
+}
