@@ -35,7 +35,7 @@ export interface MetricsMessage {
 export type ServerMessage =
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateJson }
-  | { type: 'ready'; session: string; providers: { stt: string; llm: string; tts: string } }
+  | { type: 'ready'; session: string; call?: string; providers: { stt: string; llm: string; tts: string } }
   | { type: 'state'; state: EvaState }
   | { type: 'vad'; speaking: boolean }
   | { type: 'transcript'; turn: number; text: string; final: boolean }

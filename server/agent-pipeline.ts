@@ -23,10 +23,12 @@ export interface PipelineOptions {
   history?: ChatMessage[];
   /** Start STT and the LLM on a pause, before the end of turn is certain. */
   speculative?: boolean;
-  /** Told about every finished turn (persistence, metrics). */
-  onTurnDone?(turn: ReplyTurn, outcome: 'done' | 'interrupted' | 'failed' | 'discarded'): void;
+  /** Told about every finished turn (persistence, metrics); `heard` is what was played of an interrupted reply. */
+  onTurnDone?(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void;
   onBargeIn?(): void;
 }
+
+export type TurnOutcome = 'done' | 'interrupted' | 'failed' | 'discarded';
 
 export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): Agent {
   const conversation = new Conversation(opts.systemPrompt, opts.historyTurns, opts.history);
@@ -51,9 +53,9 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
     now: () => performance.now(),
   };
 
-  function settle(turn: ReplyTurn, outcome: 'done' | 'interrupted' | 'failed' | 'discarded'): void {
+  function settle(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void {
     try {
-      opts.onTurnDone?.(turn, outcome);
+      opts.onTurnDone?.(turn, outcome, heard);
     } catch (err) {
       ctx.log.warn('onTurnDone failed', { err });
     }
@@ -97,7 +99,7 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
       if (heard) conversation.add('assistant', heard);
     }
     if (reason === 'interrupted') ctx.emit({ type: 'interrupted', turn: turn.turn, heard });
-    settle(turn, 'interrupted');
+    settle(turn, 'interrupted', heard);
   }
 
   function begin(input: ReplyInput, info: { speechEndAt: number; eouMs?: number }, isSpeculative: boolean): ReplyTurn {

@@ -2,7 +2,7 @@
 // pacer; an Agent decides what to say. The zero-config audio echo (agent-echo.ts) and the STT → LLM → TTS
 // pipeline both implement this, so the call's lifecycle code is written once.
 import type { Logger } from './log.js';
-import type { ServerMessage } from './signaling.js';
+import type { CallConfig, ServerMessage } from './signaling.js';
 import type { FrameTag } from '../media/pacer.js';
 
 /** The outgoing audio of the call, at `sampleRate` (the Opus encoder's rate). */
@@ -30,6 +30,12 @@ export interface TurnInfo {
 }
 
 export interface AgentContext {
+  /** The call's id (call records, logs). */
+  callId: string;
+  /** The session the call's history belongs to: `config.session` when the offer named one, else the call id. */
+  sessionId: string;
+  /** What the offer asked for (voice, system prompt, language, session). */
+  config: CallConfig;
   out: AudioOut;
   emit(msg: ServerMessage): void;
   log: Logger;
@@ -53,7 +59,8 @@ export interface Agent {
   /** EVA's audio queue ran dry. */
   onTalkEnd?(at: number): void;
   onPlayed?(tag: FrameTag): void;
-  close(): void;
+  /** The call ended (`reason` as in the `bye` event). */
+  close(reason?: string): void;
 }
 
 export type AgentFactory = (ctx: AgentContext) => Agent;

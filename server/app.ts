@@ -26,7 +26,7 @@ export interface AppDeps {
   /** Directory with the built page (index.html, main.js). */
   clientDir: string;
   /** Extra health checks, by part name (stt, llm, tts, database …). */
-  health?: () => Promise<Record<string, { ok: boolean; detail?: string }>>;
+  health?: () => Promise<Record<string, { ok: boolean; detail?: string; required?: boolean }>>;
   /** The seeds' text API, `/tts`, `/voices`, `/metrics` (absent in media-only tests). */
   text?: TextApi;
   tts?: TtsProvider;
@@ -98,13 +98,13 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   app.get('/health', (res) => {
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    const parts = { media: { ok: true } } as Record<string, { ok: boolean; detail?: string }>;
+    const parts = { media: { ok: true } } as Record<string, { ok: boolean; detail?: string; required?: boolean }>;
     (deps.health ? deps.health() : Promise.resolve({}))
       .then((extra) => Object.assign(parts, extra))
       .catch((err: unknown) => log.warn('health check failed', { err }))
       .finally(() => {
         if (aborted) return;
-        const ok = Object.values(parts).every((p) => p.ok);
+        const ok = Object.values(parts).every((p) => p.ok || p.required === false);
         const flat = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.ok]));
         sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', ...flat, calls: calls.size, providers: parts });
       });
@@ -182,7 +182,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
           }
           answered = true;
           send({ type: 'answer', sdp });
-          send({ type: 'ready', session: call.id, providers: call.providers ?? { stt: 'none', llm: 'none', tts: 'none' } });
+          send({ type: 'ready', session: call.sessionId, call: call.id, providers: call.providers ?? { stt: 'none', llm: 'none', tts: 'none' } });
         } catch (err) {
           call.close('error');
           s.call = null;
@@ -376,9 +376,11 @@ function readJson(res: uWS.HttpResponse, req: uWS.HttpRequest, aborted: { value:
       reject(new EvaError('too_large', `request body larger than ${MAX_BODY} bytes`, { status: 413 }));
       return;
     }
-    if (type && !type.includes('application/json')) {
+    // Seed clients post JSON as text/plain (fetch's default for a string) or form-encoded (curl -d): the body
+    // decides. Only types that cannot be one JSON document are refused.
+    if (type && /multipart\/|octet-stream|^audio\/|^image\//i.test(type)) {
       res.onData(() => undefined);
-      reject(new EvaError('bad_request', 'Content-Type must be application/json', { status: 415 }));
+      reject(new EvaError('bad_request', `Content-Type ${type.slice(0, 60)} is not accepted; send a JSON body (application/json)`, { status: 415 }));
       return;
     }
     const chunks: Buffer[] = [];

@@ -93,6 +93,11 @@ export class Call {
     return this.abort.signal;
   }
 
+  /** The session this call's history belongs to. */
+  get sessionId(): string {
+    return this.config.session ?? this.id;
+  }
+
   get providers(): Agent['providers'] | undefined {
     return this.agent?.providers;
   }
@@ -125,7 +130,7 @@ export class Call {
       },
     };
     const pacer = this.pacer;
-    this.agent = this.deps.agent({ out, emit: (m) => this.emit(m), log: this.log, signal: this.abort.signal });
+    this.agent = this.deps.agent({ callId: this.id, sessionId: this.sessionId, config, out, emit: (m) => this.emit(m), log: this.log, signal: this.abort.signal });
     return answer;
   }
 
@@ -243,7 +248,7 @@ export class Call {
     this.endReason = reason;
     this.abort.abort();
     try {
-      this.agent?.close();
+      this.agent?.close(reason);
     } catch (err) {
       this.log.warn('agent close failed', { err });
     }

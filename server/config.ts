@@ -19,7 +19,9 @@ export interface EvaConfig {
   ollamaModel?: string;
   sttModel?: string;
   sttUrl?: string;
+  sttApiKey?: string;
   ttsUrl?: string;
+  ttsApiKey?: string;
   ttsVoice?: string;
   llmDeadlineMs: number;
   systemPrompt: string;
@@ -122,7 +124,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ollamaModel: e.EVA_OLLAMA_MODEL || undefined,
     sttModel: e.EVA_STT_MODEL || undefined,
     sttUrl: url(e, 'EVA_STT_URL'),
+    sttApiKey: e.EVA_STT_API_KEY || undefined,
     ttsUrl: url(e, 'EVA_TTS_URL'),
+    ttsApiKey: e.EVA_TTS_API_KEY || undefined,
     ttsVoice: e.EVA_TTS_VOICE || undefined,
     llmDeadlineMs: int(e, 'EVA_LLM_DEADLINE_MS', 2000, 50, 60000),
     systemPrompt: e.EVA_SYSTEM_PROMPT || DEFAULT_SYSTEM_PROMPT,

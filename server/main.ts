@@ -4,15 +4,17 @@ import { startServer } from './app.js';
 import { loadConfig } from './config.js';
 import { EvaError } from './errors.js';
 import { createLogger } from './log.js';
-import { createEchoAgent } from './agent-echo.js';
+import { createRuntime, type Runtime } from './runtime.js';
 import { VadEngine } from '../media/vad.js';
 
 const log = createLogger('eva');
 
 async function main(): Promise<void> {
   let config;
+  let runtime: Runtime;
   try {
     config = loadConfig(process.env, process.argv.slice(2));
+    runtime = await createRuntime(config, { log });
   } catch (err) {
     if (err instanceof EvaError) {
       process.stderr.write(`eva: configuration error: ${err.message}\n`);
@@ -24,20 +26,28 @@ async function main(): Promise<void> {
   const server = await startServer({
     config,
     vad,
-    agent: createEchoAgent,
+    agent: runtime.agent,
     log,
     clientDir: fileURLToPath(new URL('../client/', import.meta.url)),
+    text: runtime.text,
+    tts: runtime.tts,
+    metrics: runtime.metrics,
+    limiter: runtime.limiter,
+    health: () => runtime.health(),
   });
   const url = `http://${config.host}:${server.port}`;
-  process.stdout.write(`EVA listening on ${url}\n`);
-  log.info('ready', { url, agent: 'echo' });
+  process.stdout.write(`EVA listening on ${url}  (stt: ${runtime.chosen.stt}, llm: ${runtime.chosen.llm}, tts: ${runtime.chosen.tts}; data: ${runtime.store.path})\n`);
+  if (runtime.chosen.stt === 'none') {
+    process.stdout.write('  no speech-to-text configured: voice turns are echoed back; set GROQ_API_KEY or EVA_STT_URL for conversations\n');
+  }
+  log.info('ready', { url, ...runtime.chosen });
 
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal, calls: server.calls.size });
-    void server.close().then(() => vad.close()).then(() => process.exit(0));
+    void server.close().then(() => runtime.close()).then(() => vad.close()).then(() => process.exit(0));
     setTimeout(() => process.exit(1), 3000).unref();
   };
   process.on('SIGINT', () => stop('SIGINT'));

@@ -10,7 +10,12 @@ export interface CallConfig {
   voice?: string;
   system?: string;
   language?: string;
+  /** Continue a stored session (its history), e.g. one started with `POST /chat` or an earlier call. */
+  session?: string;
 }
+
+/** Session ids, shared by `/ws` offers and the text API. */
+export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface IceCandidateInit {
   candidate: string;
@@ -27,7 +32,7 @@ export type ClientMessage =
 export type ServerMessage =
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateInit }
-  | { type: 'ready'; session: string; providers: { stt: string; llm: string; tts: string } }
+  | { type: 'ready'; session: string; call: string; providers: { stt: string; llm: string; tts: string } }
   | { type: 'state'; state: 'listening' | 'thinking' | 'speaking' }
   | { type: 'vad'; speaking: boolean }
   | { type: 'transcript'; turn: number; text: string; final: boolean }
@@ -91,6 +96,12 @@ export function parseClientMessage(data: ArrayBuffer | string, isBinary = false)
       if (voice !== undefined) config.voice = voice;
       if (system !== undefined) config.system = system;
       if (language !== undefined) config.language = language;
+      if (cfg.session !== undefined && cfg.session !== null) {
+        if (typeof cfg.session !== 'string' || !SESSION_ID_RE.test(cfg.session)) {
+          throw new EvaError('bad_message', 'config.session must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+        }
+        config.session = cfg.session;
+      }
       return { type: 'offer', sdp: m.sdp, config };
     }
     case 'candidate': {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { EvaError, isAbort, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
+import { SESSION_ID_RE } from './signaling.js';
 import type { Metrics } from './metrics.js';
 import type { ChatMessage, LlmProvider } from './providers/types.js';
 import type { Store } from './store.js';
@@ -13,7 +14,6 @@ import type { Store } from './store.js';
 export const MAX_MESSAGE_CHARS = 4000;
 /** Longest accepted `/ws/chat` frame; anything longer cannot be a valid message. */
 export const MAX_WS_CHAT_BYTES = 64 * 1024;
-const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CHAT_SHAPE = '{"message":string,"session_id"?:string}';
 const WS_SHAPE = '{"type":"message","content":string,"session_id"?:string}';
 

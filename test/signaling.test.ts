@@ -51,7 +51,7 @@ t.test('malformed, unknown, out-of-order and oversized messages get error replie
     s.ws.send(frame);
     const reply = await s.next();
     t.equal(reply.type, 'error', `reply to ${String(frame).slice(0, 40)}`);
-    t.equal(reply.code, want, reply.message);
+    t.equal(reply.code, want, reply.message ?? '');
     t.ok(reply.message && reply.message.length > 5, 'with a message');
   }
   t.equal(s.ws.readyState, WebSocket.OPEN, 'the socket is still open');

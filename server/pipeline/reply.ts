@@ -181,6 +181,8 @@ export class ReplyTurn {
       }
       this.llmProvider = (d.llm as { lastProvider?: string }).lastProvider ?? d.llm.name;
       pieces.close();
+      // The text is complete now; its audio may play for a while yet (the page shows the text at once).
+      if (!this.aborted && !ttsError) this.emit({ type: 'reply_end', turn: this.turn, text: this.text.trim() });
     } catch (err) {
       pieces.fail(err);
       await speaking;
@@ -188,7 +190,6 @@ export class ReplyTurn {
     }
     await speaking;
     if (ttsError) throw ttsError;
-    if (!this.aborted) this.emit({ type: 'reply_end', turn: this.turn, text: this.text.trim() });
   }
 
   private async speak(pieces: AsyncIterable<string>): Promise<void> {

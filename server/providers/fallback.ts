@@ -4,7 +4,7 @@
 // failing, so a dead Groq costs one deadline per cool-down, not one per turn.
 import { ProviderError } from '../errors.js';
 import { abortError, throwIfAborted } from './http-util.js';
-import type { ChatMessage, LlmOptions, LlmProvider, ProviderHealth, SttOptions, SttProvider, SttResult } from './types.js';
+import type { ChatMessage, LlmOptions, LlmProvider, ProviderHealth, SttOptions, SttProvider, SttResult, TtsChunk, TtsOptions, TtsProvider, Voice } from './types.js';
 
 export interface BreakerOptions {
   /** Consecutive failures that open the circuit. Default 3. */
@@ -119,6 +119,16 @@ function allFailed(chain: string, stage: string, reasons: string[], errors: Erro
   });
 }
 
+/** A chain is healthy when any of its providers is; the detail lists each. */
+async function chainHealth(providers: readonly { name: string; health(signal?: AbortSignal): Promise<ProviderHealth> }[], signal?: AbortSignal): Promise<ProviderHealth> {
+  const results = await Promise.all(providers.map((p) => p.health(signal).catch((err: unknown) => ({ ok: false, detail: asError(err).message }))));
+  if (signal?.aborted) throw abortError(signal);
+  return {
+    ok: results.some((r) => r.ok),
+    detail: results.map((r, i) => `${providers[i]!.name}: ${r.ok ? 'ok' : (r.detail ?? 'down')}`).join('; '),
+  };
+}
+
 export class FallbackLlm implements LlmProvider {
   readonly name: string;
   /** The provider that answered the last request (set when its first token arrived). */
@@ -224,13 +234,8 @@ export class FallbackLlm implements LlmProvider {
   }
 
   /** Healthy when any provider is; the detail lists each. */
-  async health(signal?: AbortSignal): Promise<ProviderHealth> {
-    const results = await Promise.all(this.providers.map((p) => p.health(signal).catch((err: unknown) => ({ ok: false, detail: asError(err).message }))));
-    if (signal?.aborted) throw abortError(signal);
-    return {
-      ok: results.some((r) => r.ok),
-      detail: results.map((r, i) => `${this.providers[i]!.name}: ${r.ok ? 'ok' : (r.detail ?? 'down')}`).join('; '),
-    };
+  health(signal?: AbortSignal): Promise<ProviderHealth> {
+    return chainHealth(this.providers, signal);
   }
 }
 
@@ -300,12 +305,118 @@ export class FallbackStt implements SttProvider {
     throw allFailed(this.name, 'STT', reasons, errors);
   }
 
-  async health(signal?: AbortSignal): Promise<ProviderHealth> {
-    const results = await Promise.all(this.providers.map((p) => p.health(signal).catch((err: unknown) => ({ ok: false, detail: asError(err).message }))));
-    if (signal?.aborted) throw abortError(signal);
-    return {
-      ok: results.some((r) => r.ok),
-      detail: results.map((r, i) => `${this.providers[i]!.name}: ${r.ok ? 'ok' : (r.detail ?? 'down')}`).join('; '),
-    };
+  health(signal?: AbortSignal): Promise<ProviderHealth> {
+    return chainHealth(this.providers, signal);
+  }
+}
+
+export interface FallbackTtsOptions extends FallbackOptions {
+  /** Per-attempt deadline for the first audio of a piece of text, ms. Default 3000. */
+  firstAudioMs?: number;
+}
+
+/**
+ * TTS chain: each piece of text goes to the first provider whose circuit is closed; a provider that fails or
+ * stays silent past the deadline before its first audio hands the piece to the next. Once audio has flowed,
+ * the piece stays with that provider (switching voices mid-sentence would be worse than an error).
+ */
+export class FallbackTts implements TtsProvider {
+  readonly name: string;
+  lastProvider?: string;
+  private readonly providers: readonly TtsProvider[];
+  private readonly breakers: CircuitBreaker[];
+  private readonly opts: FallbackTtsOptions;
+
+  constructor(providers: readonly TtsProvider[], opts: FallbackTtsOptions = {}) {
+    if (providers.length === 0) throw new Error('FallbackTts needs at least one provider');
+    this.providers = providers;
+    this.opts = opts;
+    this.name = opts.name ?? providers.map((p) => p.name).join(',');
+    this.breakers = providers.map(() => new CircuitBreaker(opts));
+  }
+
+  async *synthesize(text: string, opts: TtsOptions): AsyncIterable<TtsChunk> {
+    const { signal } = opts;
+    throwIfAborted(signal);
+    const deadlineMs = this.opts.firstAudioMs ?? 3000;
+    const reasons: string[] = [];
+    const errors: Error[] = [];
+    let pending: { from: string; error: Error } | null = null;
+    let tried = 0;
+    for (let i = 0; i < this.providers.length; i++) {
+      const p = this.providers[i]!;
+      const b = this.breakers[i]!;
+      if (!mayTry(b, i === this.providers.length - 1, tried)) {
+        const err = circuitOpen(p.name, b);
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending ??= { from: p.name, error: err };
+        continue;
+      }
+      if (pending) this.opts.onFallback?.(pending.from, p.name, pending.error);
+      pending = null;
+      tried++;
+      const attempt = new AbortController();
+      // A voice named for one engine means nothing to the next: only the first provider gets it.
+      const it = p.synthesize(text, { ...opts, voice: i === 0 ? opts.voice : undefined, signal: AbortSignal.any([signal, attempt.signal]) })[Symbol.asyncIterator]();
+      let timer: NodeJS.Timeout | undefined;
+      let first: IteratorResult<TtsChunk>;
+      try {
+        first = await new Promise<IteratorResult<TtsChunk>>((resolve, reject) => {
+          timer = setTimeout(() => reject(new ProviderError(p.name, 'provider_timeout', `no audio within ${deadlineMs} ms`, { retryable: true })), deadlineMs);
+          it.next().then(resolve, reject);
+        });
+      } catch (e) {
+        const err = asError(e);
+        attempt.abort(err);
+        if (signal.aborted) {
+          b.release();
+          throw abortError(signal);
+        }
+        b.failure();
+        reasons.push(reason(p.name, err));
+        errors.push(err);
+        pending = { from: p.name, error: err };
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      b.success();
+      this.lastProvider = p.name;
+      let complete = false;
+      try {
+        if (first.done) {
+          complete = true;
+          return;
+        }
+        yield first.value;
+        for (;;) {
+          const r = await it.next();
+          if (r.done) break;
+          yield r.value;
+        }
+        complete = true;
+      } finally {
+        if (!complete) {
+          attempt.abort();
+          await it.return?.();
+        }
+      }
+      return;
+    }
+    throw allFailed(this.name, 'TTS', reasons, errors);
+  }
+
+  /** The first provider's voices: `voice` is only passed to it. */
+  voices(): Promise<Voice[]> {
+    return this.providers[0]!.voices();
+  }
+
+  health(signal?: AbortSignal): Promise<ProviderHealth> {
+    return chainHealth(this.providers, signal);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.providers.map((p) => p.close?.()));
   }
 }

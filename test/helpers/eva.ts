@@ -6,6 +6,7 @@ import { loadConfig, type EvaConfig } from '../../server/config.js';
 import type { AgentFactory } from '../../server/agent.js';
 import { createEchoAgent } from '../../server/agent-echo.js';
 import { createLogger } from '../../server/log.js';
+import { createRuntime, type Runtime } from '../../server/runtime.js';
 import { VadEngine } from '../../media/vad.js';
 export { fixture16k, rms } from './fixtures.js';
 
@@ -26,24 +27,48 @@ export function vadEngine(): Promise<VadEngine> {
 export interface TestEva {
   server: EvaServer;
   config: EvaConfig;
+  /** Absent when the test chose its own agent (media-only tests). */
+  runtime?: Runtime;
   wsUrl: string;
   httpUrl: string;
 }
 
 export async function startEva(
   t: { teardown(fn: () => unknown): void },
-  opts: { env?: Record<string, string>; agent?: AgentFactory } = {},
+  opts: {
+    env?: Record<string, string>;
+    /**
+     * The full runtime (providers chosen from `env`, database, text API), as `npm start` builds it. Without it
+     * the call gets `agent` (default: the bare audio echo) and no text API: the media tests need no more.
+     */
+    runtime?: boolean;
+    agent?: AgentFactory;
+    /** With the runtime: its database file (default: a private in-memory one). */
+    dbPath?: string;
+  } = {},
 ): Promise<TestEva> {
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', EVA_LOG_LEVEL: 'warn', ...opts.env });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', EVA_LOG_LEVEL: 'warn', OLLAMA_HOST: 'http://127.0.0.1:9', ...opts.env });
+  const log = createLogger('test-eva');
+  const runtime = !opts.runtime ? undefined : await createRuntime(config, { log, dbPath: opts.dbPath ?? ':memory:', defaultMetrics: false });
   const server = await startServer({
     config,
     vad: await vadEngine(),
-    agent: opts.agent ?? createEchoAgent,
-    log: createLogger('test-eva'),
+    agent: runtime?.agent ?? opts.agent ?? createEchoAgent,
+    log,
     clientDir: fileURLToPath(new URL('../../dist/client/', import.meta.url)),
+    ...(runtime && {
+      text: runtime.text,
+      tts: runtime.tts,
+      metrics: runtime.metrics,
+      limiter: runtime.limiter,
+      health: () => runtime.health(),
+    }),
   });
-  t.teardown(() => server.close());
-  return { server, config, wsUrl: `ws://127.0.0.1:${server.port}/ws`, httpUrl: `http://127.0.0.1:${server.port}` };
+  t.teardown(async () => {
+    await server.close();
+    await runtime?.close();
+  });
+  return { server, config, runtime, wsUrl: `ws://127.0.0.1:${server.port}/ws`, httpUrl: `http://127.0.0.1:${server.port}` };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

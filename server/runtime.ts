@@ -1,0 +1,257 @@
+// Everything a running EVA holds besides the media front: the provider chains chosen from the configuration
+// (DESIGN "Providers": explicit lists, or auto-detection), the database, the metrics, the text API, and the
+// factory that gives each call its conversational agent. main.ts and the tests build EVA through here, so a
+// test runs the same wiring as production, only pointed at stand-in servers.
+import { join } from 'node:path';
+import type { AgentContext, AgentFactory } from './agent.js';
+import { createPipelineAgent, type TurnOutcome } from './agent-pipeline.js';
+import type { EvaConfig } from './config.js';
+import { EvaError } from './errors.js';
+import type { Logger } from './log.js';
+import { createMetrics, STAGES, type Metrics, type Stage } from './metrics.js';
+import type { ReplyTurn } from './pipeline/reply.js';
+import { RateLimiter } from './ratelimit.js';
+import { openStore, type Store } from './store.js';
+import { createTextApi, type TextApi } from './textapi.js';
+import { FallbackLlm, FallbackStt, FallbackTts } from './providers/fallback.js';
+import { EchoLlm } from './providers/llm-echo.js';
+import { GroqLlm } from './providers/llm-groq.js';
+import { OllamaLlm } from './providers/llm-ollama.js';
+import { GroqStt } from './providers/stt-groq.js';
+import { OpenAiStt } from './providers/stt-openai.js';
+import { createEspeakTts } from './providers/tts-espeak.js';
+import { GroqTts } from './providers/tts-groq.js';
+import { OpenAiTts } from './providers/tts-openai.js';
+import type { ChatMessage, LlmProvider, ProviderHealth, SttProvider, TtsProvider } from './providers/types.js';
+
+export interface HealthPart extends ProviderHealth {
+  /** A part that is off by configuration (no STT) is reported but does not make EVA unhealthy. */
+  required?: boolean;
+}
+
+export interface Runtime {
+  /** Provider names per stage, as chosen (`none` for no STT). */
+  readonly chosen: { stt: string; llm: string; tts: string };
+  readonly stt: SttProvider | null;
+  readonly llm: FallbackLlm;
+  readonly tts: TtsProvider;
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly text: TextApi;
+  readonly limiter: RateLimiter;
+  /** One pipeline agent per call, persisting its turns and counting them in the metrics. */
+  readonly agent: AgentFactory;
+  health(): Promise<Record<string, HealthPart>>;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  log: Logger;
+  /** Database file; default `<EVA_DATA_DIR>/eva.db`. `:memory:` for a private one. */
+  dbPath?: string;
+  /** How long auto-detection waits for Ollama's `/api/version`, ms. Default 400. */
+  probeMs?: number;
+  /** Export Node's process metrics too (default true; tests that start several EVAs turn it off). */
+  defaultMetrics?: boolean;
+}
+
+/** Health answers are reused this long, so that a tight poll does not hammer the providers. */
+const HEALTH_CACHE_MS = 1000;
+
+async function ollamaAnswers(host: string, ms: number): Promise<boolean> {
+  try {
+    const res = await fetch(`${host}/api/version`, { signal: AbortSignal.timeout(ms) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** The provider lists per stage: the configured ones, else what auto-detection finds (DESIGN "Providers"). */
+export async function chooseProviders(config: EvaConfig, probeMs = 400): Promise<{ stt: string[]; llm: string[]; tts: string[] }> {
+  const stt = config.stt.length ? config.stt : [...(config.groqApiKey ? ['groq'] : []), ...(config.sttUrl ? ['openai'] : [])];
+  let llm = config.llm;
+  if (!llm.length) {
+    llm = [...(config.groqApiKey ? ['groq'] : []), ...((await ollamaAnswers(config.ollamaHost, probeMs)) ? ['ollama'] : [])];
+    if (!llm.length) llm = ['echo'];
+  }
+  const tts = config.tts.length ? config.tts : [...(config.ttsUrl ? ['openai'] : []), 'espeak'];
+  return { stt, llm, tts };
+}
+
+function needKey(config: EvaConfig, stage: string): string {
+  if (!config.groqApiKey) throw new EvaError('bad_request', `EVA_${stage}=groq needs GROQ_API_KEY`);
+  return config.groqApiKey;
+}
+
+function needUrl(url: string | undefined, stage: string): string {
+  if (!url) throw new EvaError('bad_request', `EVA_${stage}=openai needs EVA_${stage}_URL (an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1)`);
+  return url;
+}
+
+function buildStt(name: string, config: EvaConfig): SttProvider {
+  if (name === 'groq') return new GroqStt({ apiKey: needKey(config, 'STT'), baseURL: config.groqBaseUrl, model: config.sttModel });
+  return new OpenAiStt({ baseURL: needUrl(config.sttUrl, 'STT'), apiKey: config.sttApiKey, model: config.sttModel });
+}
+
+function buildLlm(name: string, config: EvaConfig, log: Logger): LlmProvider {
+  if (name === 'groq') return new GroqLlm({ apiKey: needKey(config, 'LLM'), baseURL: config.groqBaseUrl, model: config.llmModel });
+  if (name === 'ollama') {
+    const ollama = new OllamaLlm({ host: config.ollamaHost, model: config.ollamaModel });
+    // Load the model now, not on the first turn (seconds); a failure here is only logged, health tells the rest.
+    ollama.warm().catch((err: unknown) => log.warn('ollama warm-up failed', { err: (err as Error).message }));
+    return ollama;
+  }
+  return new EchoLlm();
+}
+
+async function buildTts(name: string, config: EvaConfig, log: Logger): Promise<TtsProvider> {
+  if (name === 'groq') return new GroqTts({ apiKey: needKey(config, 'TTS'), baseURL: config.groqBaseUrl, voice: config.ttsVoice });
+  if (name === 'openai') return new OpenAiTts({ baseURL: needUrl(config.ttsUrl, 'TTS'), apiKey: config.ttsApiKey, voice: config.ttsVoice });
+  return createEspeakTts({ voice: config.ttsVoice, log: log.child('espeak') });
+}
+
+function stageOf(key: string): Stage | null {
+  const stage = key.replace(/_ms$/, '');
+  return (STAGES as readonly string[]).includes(stage) ? (stage as Stage) : null;
+}
+
+/** Builds the providers, opens the database and the metrics. Throws an EvaError on a configuration mistake. */
+export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Promise<Runtime> {
+  const { log } = opts;
+  const names = await chooseProviders(config, opts.probeMs);
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const onFallback = (stage: string) => (from: string, to: string, error: Error) => {
+    metrics.fallback(from, to);
+    log.warn(`${stage} fallback`, { from, to, reason: error.message });
+  };
+
+  const stt = names.stt.length ? new FallbackStt(names.stt.map((n) => buildStt(n, config)), { onFallback: onFallback('stt') }) : null;
+  const llm = new FallbackLlm(names.llm.map((n) => buildLlm(n, config, log)), { firstTokenMs: config.llmDeadlineMs, onFallback: onFallback('llm') });
+  const ttsList = await Promise.all(names.tts.map((n) => buildTts(n, config, log)));
+  const tts: TtsProvider = ttsList.length === 1 ? ttsList[0]! : new FallbackTts(ttsList, { onFallback: onFallback('tts') });
+  let store: Store;
+  try {
+    store = openStore(opts.dbPath ?? join(config.dataDir, 'eva.db'));
+  } catch (err) {
+    await tts.close?.();
+    metrics.close();
+    throw err;
+  }
+  const text = createTextApi({ llm, store, metrics, systemPrompt: config.systemPrompt, historyLimit: config.historyTurns * 2, log: log.child('text') });
+  const limiter = new RateLimiter();
+  const chosen = { stt: stt?.name ?? 'none', llm: llm.name, tts: tts.name };
+
+  /** Storage must never break a call: a failed read or write is logged and the conversation goes on. */
+  function persist(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      log.error(`database: could not ${what}`, { err });
+    }
+  }
+
+  function sessionHistory(sessionId: string): ChatMessage[] {
+    let history: ChatMessage[] = [];
+    persist('read the history', () => {
+      history = store.history(sessionId, config.historyTurns * 2).filter((m) => m.content !== '').map((m) => ({ role: m.role, content: m.content }));
+    });
+    while (history.length && history[0]!.role !== 'user') history.shift();
+    return history;
+  }
+
+  const agent: AgentFactory = (ctx: AgentContext) => {
+    const { callId, sessionId } = ctx;
+    persist('record the call', () => store.startCall({ id: callId, sessionId, providers: chosen }));
+    if (ctx.config.system) persist('create the session', () => store.getSession(sessionId) ?? store.createSession({ id: sessionId, systemPrompt: ctx.config.system }));
+
+    function onTurnDone(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void {
+      if (outcome === 'discarded') return;
+      if (turn.failed) {
+        const provider = (turn.failed as { provider?: unknown }).provider;
+        metrics.providerError(typeof provider === 'string' ? provider : 'pipeline', turn.failed.code);
+        return;
+      }
+      metrics.turn('voice');
+      for (const [key, ms] of Object.entries(turn.times)) {
+        const stage = stageOf(key);
+        if (stage && typeof ms === 'number') metrics.observeStage(stage, ms);
+      }
+      const said = outcome === 'interrupted' ? (heard ?? '') : turn.text.trim();
+      if (!turn.transcript) return;
+      persist('store the turn', () => {
+        store.appendTurn(sessionId, [
+          { role: 'user', content: turn.transcript },
+          { role: 'assistant', content: said },
+        ]);
+        store.appendTranscript(callId, { turn: turn.turn, role: 'user', text: turn.transcript });
+        store.appendTranscript(callId, { turn: turn.turn, role: 'assistant', text: said, interrupted: outcome === 'interrupted' });
+        store.recordTurnMetrics(callId, turn.turn, turn.times as Record<string, number>);
+      });
+    }
+
+    const inner = createPipelineAgent(
+      {
+        stt,
+        llm,
+        tts,
+        systemPrompt: ctx.config.system ?? store.getSession(sessionId)?.systemPrompt ?? config.systemPrompt,
+        historyTurns: config.historyTurns,
+        voice: ctx.config.voice ?? config.ttsVoice,
+        language: ctx.config.language,
+        history: sessionHistory(sessionId),
+        onTurnDone,
+        onBargeIn: () => metrics.bargeIn(),
+      },
+      ctx,
+    );
+    const closeInner = inner.close;
+    inner.close = (reason) => {
+      closeInner(reason);
+      persist('record the end of the call', () => store.endCall(callId, reason ?? 'closed'));
+    };
+    return inner;
+  };
+
+  let cached: { at: number; value: Promise<Record<string, HealthPart>> } | null = null;
+  async function check(): Promise<Record<string, HealthPart>> {
+    const signal = AbortSignal.timeout(2500);
+    const wrap = (p: { health(signal?: AbortSignal): Promise<ProviderHealth> }) =>
+      p.health(signal).catch((err: unknown): HealthPart => ({ ok: false, detail: (err as Error).message }));
+    const [sttH, llmH, ttsH] = await Promise.all([
+      stt ? wrap(stt) : Promise.resolve<HealthPart>({ ok: false, required: false, detail: 'not configured (set GROQ_API_KEY or EVA_STT_URL); voice turns are echoed' }),
+      wrap(llm),
+      wrap(tts),
+    ]);
+    let db: HealthPart;
+    try {
+      db = store.ping() ? { ok: true, detail: store.path } : { ok: false, detail: `${store.path} does not answer` };
+    } catch (err) {
+      db = { ok: false, detail: (err as Error).message };
+    }
+    return { stt: sttH, llm: llmH, tts: ttsH, database: db };
+  }
+
+  return {
+    chosen,
+    stt,
+    llm,
+    tts,
+    store,
+    metrics,
+    text,
+    limiter,
+    agent,
+    health() {
+      const now = performance.now();
+      if (!cached || now - cached.at > HEALTH_CACHE_MS) cached = { at: now, value: check() };
+      return cached.value;
+    },
+    async close() {
+      await tts.close?.();
+      metrics.close();
+      store.close();
+    },
+  };
+}
