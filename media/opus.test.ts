@@ -60,3 +60,29 @@ t.test('wrong frame sizes and use after close are clear errors; close twice is h
   dec.close();
   dec.close();
 });
+
+t.test('hundreds of codecs alive at once (as with 100+ calls) all round-trip, across WASM memory growth', async (t) => {
+  // opusscript's own wrapper failed here ("offset is out of bounds" after ~40 encoder/decoder pairs).
+  const pairs = Array.from({ length: 150 }, () => ({ enc: new OpusEncoder({ sampleRate: 24000 }), dec: new OpusDecoder(16000) }));
+  t.teardown(() => pairs.forEach((p) => (p.enc.close(), p.dec.close())));
+  let worst = Infinity;
+  let badLengths = 0;
+  for (let f = 0; f < 12; f++) {
+    for (const [i, p] of pairs.entries()) {
+      const hz = 300 + i * 5;
+      const pcm = p.dec.decode(p.enc.encode(tone(480, 24000, hz, 8000, (2 * Math.PI * hz * f * 480) / 24000)));
+      if (pcm.length !== 320) badLengths++;
+      if (f >= 8) worst = Math.min(worst, rms(pcm));
+    }
+  }
+  t.equal(badLengths, 0, 'every packet decodes to 20 ms');
+  // A 8000-amplitude sine has an RMS of ~5657; every pair still carries its own tone, none is garbled or silent.
+  t.ok(worst > 3500 && worst < 8000, `every pair decodes its tone at level (lowest RMS ${worst.toFixed(0)})`);
+  // Opening and closing many more does not leak: the heap stays usable.
+  for (let i = 0; i < 300; i++) {
+    const e = new OpusEncoder();
+    e.encode(new Int16Array(480));
+    e.close();
+  }
+  t.ok(pairs[0]!.enc.encode(new Int16Array(480)).length > 0, 'codecs still work after 300 more opened and closed');
+});

@@ -3,7 +3,7 @@
 // 443 µs at complexity 10 — for TTS speech at 32 kbit/s the CELT path at complexity 5 is clean and the cheapest
 // full-band option, so that is the default. Both objects live on the WASM heap: close() frees them, and the
 // call's owner must call it (idempotent).
-import OpusScript from 'opusscript';
+import { createRequire } from 'node:module';
 
 export type OpusRate = 8000 | 12000 | 16000 | 24000 | 48000;
 
@@ -11,10 +11,78 @@ const OPUS_SET_BITRATE = 4002;
 const OPUS_SET_COMPLEXITY = 4010;
 const OPUS_SET_INBAND_FEC = 4012;
 const OPUS_SET_PACKET_LOSS_PERC = 4014;
+const APPLICATION_VOIP = 2048;
+const APPLICATION_AUDIO = 2049;
+/** Largest frame libopus decodes (120 ms at 48 kHz), in samples. */
+const MAX_FRAME_SAMPLES = 5760;
+/** opusscript's native handler writes at most this many bytes per packet. */
+const MAX_PACKET_BYTES = 1276 * 3;
 
-function bytesOf(pcm: Int16Array): Buffer {
-  // opusscript copies from a byte Buffer; an Int16Array passed directly encodes garbage.
-  return Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+/**
+ * opusscript's native module (libopus + a small C++ handler, compiled to WASM), used without opusscript's JS
+ * wrapper. That wrapper keeps `HEAPU16.subarray(ptr, …)` views made with a *byte* pointer as a 16-bit index: it
+ * reads and writes at twice the allocated address, over other objects' memory, and once the WASM memory grows
+ * its cached views are detached — with ~40 encoder/decoder pairs alive, encode() threw "offset is out of
+ * bounds". Here every call takes fresh views of the current heap at the right offsets.
+ *
+ * The handler's byte protocol: `_encode(in, n, out, frameSize)` reads n 16-bit slots that each hold ONE byte of
+ * the little-endian PCM (it repacks them in place); `_decode(in, n, out)` writes each byte of the decoded PCM
+ * into its own 16-bit slot. Both return the packet length / samples per channel, or a negative libopus error.
+ */
+interface NativeHandler {
+  _encode(input: number, bytes: number, output: number, frameSize: number): number;
+  _decode(input: number, bytes: number, output: number): number;
+  _encoder_ctl(ctl: number, arg: number): number;
+}
+interface NativeModule {
+  HEAPU8: Uint8Array;
+  HEAPU16: Uint16Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+  OpusScriptHandler: { new (rate: number, channels: number, application: number): NativeHandler; destroy_handler(h: NativeHandler): void };
+}
+
+let native: NativeModule | null = null;
+function opusNative(): NativeModule {
+  if (!native) {
+    const require = createRequire(import.meta.url);
+    const factory = require('opusscript/build/opusscript_native_wasm.js') as () => NativeModule;
+    native = factory();
+  }
+  return native;
+}
+
+const ERRORS: Record<number, string> = { [-1]: 'bad argument', [-2]: 'buffer too small', [-3]: 'internal error', [-4]: 'invalid packet', [-5]: 'unimplemented', [-6]: 'invalid state', [-7]: 'memory allocation failed' };
+const opusError = (what: string, code: number) => new Error(`Opus ${what} failed: ${ERRORS[code] ?? code}`);
+
+/** One native handler and its buffers on the WASM heap; free() releases all of them, once. */
+class NativeCodec {
+  readonly mod = opusNative();
+  readonly handler: NativeHandler;
+  /** Byte-per-slot input (encode: 2 slots per sample; decode: the packet bytes). */
+  readonly inPtr: number;
+  /** Encode: the packet; decode: byte-per-slot PCM. */
+  readonly outPtr: number;
+  private freed = false;
+
+  constructor(rate: OpusRate, application: number, inBytes: number, outBytes: number) {
+    this.handler = new this.mod.OpusScriptHandler(rate, 1, application);
+    this.inPtr = this.mod._malloc(inBytes);
+    this.outPtr = this.mod._malloc(outBytes);
+  }
+
+  ctl(ctl: number, arg: number): void {
+    const r = this.handler._encoder_ctl(ctl, arg);
+    if (r < 0) throw opusError(`encoder ctl ${ctl}`, r);
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.mod.OpusScriptHandler.destroy_handler(this.handler);
+    this.mod._free(this.inPtr);
+    this.mod._free(this.outPtr);
+  }
 }
 
 export interface EncoderOptions {
@@ -28,15 +96,22 @@ export class OpusEncoder {
   readonly sampleRate: OpusRate;
   /** Samples in one 20 ms frame at this encoder's rate. */
   readonly frameSamples: number;
-  private codec: OpusScript | null;
+  private codec: NativeCodec | null;
 
   constructor(opts: EncoderOptions = {}) {
     this.sampleRate = opts.sampleRate ?? 24000;
     this.frameSamples = this.sampleRate / 50;
-    const app = opts.application === 'voip' ? OpusScript.Application.VOIP : OpusScript.Application.AUDIO;
-    this.codec = new OpusScript(this.sampleRate, 1, app, { wasm: true });
-    this.codec.encoderCTL(OPUS_SET_BITRATE, opts.bitrate ?? 32000);
-    this.codec.encoderCTL(OPUS_SET_COMPLEXITY, opts.complexity ?? 5);
+    const app = opts.application === 'voip' ? APPLICATION_VOIP : APPLICATION_AUDIO;
+    // Input: one 16-bit slot per PCM byte = 4 bytes per sample.
+    this.codec = new NativeCodec(this.sampleRate, app, this.frameSamples * 4, MAX_PACKET_BYTES);
+    this.codec.ctl(OPUS_SET_BITRATE, opts.bitrate ?? 32000);
+    this.codec.ctl(OPUS_SET_COMPLEXITY, opts.complexity ?? 5);
+  }
+
+  /** Set an encoder option (OPUS_SET_* request code). */
+  ctl(request: number, value: number): void {
+    if (!this.codec) throw new Error('OpusEncoder used after close()');
+    this.codec.ctl(request, value);
   }
 
   /** Encode exactly one 20 ms frame of mono PCM. */
@@ -45,44 +120,53 @@ export class OpusEncoder {
     if (frame.length !== this.frameSamples) {
       throw new RangeError(`Opus frame must be ${this.frameSamples} samples, got ${frame.length}`);
     }
-    return this.codec.encode(bytesOf(frame), this.frameSamples);
+    const { mod, handler, inPtr, outPtr } = this.codec;
+    // Views are taken per call: a grown WASM memory detaches the old ones.
+    mod.HEAPU16.set(new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength), inPtr >>> 1);
+    const len = handler._encode(inPtr, frame.byteLength, outPtr, this.frameSamples);
+    if (len < 0) throw opusError('encode', len);
+    return Buffer.from(mod.HEAPU8.subarray(outPtr, outPtr + len));
   }
 
   close(): void {
-    this.codec?.delete();
+    this.codec?.free();
     this.codec = null;
   }
 }
 
 export class OpusDecoder {
   readonly sampleRate: OpusRate;
-  private codec: OpusScript | null;
+  private codec: NativeCodec | null;
 
   /** Decode at 16 kHz by default: that is what VAD and STT consume, so no 48→16 kHz resampler is needed. */
   constructor(sampleRate: OpusRate = 16000) {
     this.sampleRate = sampleRate;
-    this.codec = new OpusScript(sampleRate, 1, OpusScript.Application.VOIP, { wasm: true });
+    // Output: one 16-bit slot per PCM byte = 4 bytes per sample.
+    this.codec = new NativeCodec(sampleRate, APPLICATION_VOIP, MAX_PACKET_BYTES, MAX_FRAME_SAMPLES * 4);
   }
 
   /** Decode one Opus packet to mono PCM (a copy the caller owns). Throws on a corrupt packet. */
   decode(packet: Uint8Array): Int16Array {
     if (!this.codec) throw new Error('OpusDecoder used after close()');
-    const out = this.codec.decode(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
-    // Copy into an aligned Int16Array (the Buffer may come from Node's pool at an odd offset).
-    const pcm = new Int16Array(out.byteLength >> 1);
-    new Uint8Array(pcm.buffer).set(out);
+    if (packet.length > MAX_PACKET_BYTES) throw new RangeError(`Opus packet of ${packet.length} bytes is larger than ${MAX_PACKET_BYTES}`);
+    const { mod, handler, inPtr, outPtr } = this.codec;
+    mod.HEAPU8.set(packet, inPtr);
+    const samples = handler._decode(inPtr, packet.length, outPtr);
+    if (samples < 0) throw opusError('decode', samples);
+    // Each 16-bit slot holds one byte of the PCM: narrow them into a fresh, aligned Int16Array.
+    const pcm = new Int16Array(samples);
+    new Uint8Array(pcm.buffer).set(mod.HEAPU16.subarray(outPtr >>> 1, (outPtr >>> 1) + samples * 2));
     return pcm;
   }
 
   close(): void {
-    this.codec?.delete();
+    this.codec?.free();
     this.codec = null;
   }
 }
 
 /** Encoder for a sender that wants in-band FEC (the test client; the browser already does this on its side). */
 export function enableFec(enc: OpusEncoder, lossPercent = 10): void {
-  const codec = (enc as unknown as { codec: OpusScript | null }).codec;
-  codec?.encoderCTL(OPUS_SET_INBAND_FEC, 1);
-  codec?.encoderCTL(OPUS_SET_PACKET_LOSS_PERC, lossPercent);
+  enc.ctl(OPUS_SET_INBAND_FEC, 1);
+  enc.ctl(OPUS_SET_PACKET_LOSS_PERC, lossPercent);
 }
