@@ -119,6 +119,27 @@ t.test('clear() drops the queue at once and the next slot is silence', async (t)
   t.same(log, ['start@0', 'end@80']);
 });
 
+t.test('hold() pauses a reply without dropping it: silence goes out, nothing is played, resume goes on', async (t) => {
+  const { enc, pacer, sent, advance, log, played } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.enqueue(new Int16Array(4800).fill(3000), 1); // 200 ms
+  advance(60);
+  const playedBefore = played.length;
+  pacer.hold(true);
+  const queued = pacer.queuedMs;
+  advance(200);
+  t.equal(pacer.queuedMs, queued, 'nothing is dropped or played while held');
+  t.equal(played.length, playedBefore, 'no frame is tagged played while held');
+  t.ok(pacer.speaking, 'still speaking: the reply is only paused');
+  t.ok(sent.slice(-10).every((p) => !p.header.marker), 'the held slots carry silence packets');
+  pacer.hold(false);
+  advance(300);
+  t.equal(pacer.queuedMs, 0, 'the rest plays after the resume');
+  t.equal(played.at(-1)?.endMs, 200, 'up to the end of the segment');
+  t.equal(log.filter((l) => l.startsWith('end')).length, 1, 'one talkspurt: the hold did not end it');
+});
+
 t.test('writers wait for room above maxQueueMs and are released as frames go out, or by clear/close', async (t) => {
   const { enc, pacer, advance } = setup();
   t.teardown(() => { pacer.close(); enc.close(); });

@@ -57,6 +57,7 @@ export class Pacer {
   private silence: Buffer | null = null;
   private tailFrames = 0;
   private talking = false;
+  private held = false;
   private waiters: (() => void)[] = [];
   private clock = { t0: 0, sent: 0 };
   private running = false;
@@ -139,9 +140,22 @@ export class Pacer {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Drop everything queued (barge-in). Returns how many ms of audio were dropped. */
+  /**
+   * Pause (true) or resume (false) playback without dropping anything: the person may be talking over EVA, and
+   * it is not yet clear whether that is a barge-in. Silence is sent meanwhile; `played` tags stop with the audio.
+   */
+  hold(on: boolean): void {
+    this.held = on;
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  /** Drop everything queued (barge-in) and end a hold. Returns how many ms of audio were dropped. */
   clear(): number {
     const dropped = this.queuedMs;
+    this.held = false;
     this.queue = [];
     this.partialLen = 0;
     this.wake();
@@ -165,6 +179,12 @@ export class Pacer {
   }
 
   private sendOne(now: number): void {
+    if (this.held && this.queue.length > 0) {
+      // Paused mid-reply: zero frames through the encoder keep its state continuous for the resume.
+      this.sendFn(this.enc.encode(new Int16Array(this.enc.frameSamples)), this.seq.next(false));
+      this.stats.frames++;
+      return;
+    }
     const frame = this.queue.shift();
     if (frame) {
       const header = this.seq.next(true);

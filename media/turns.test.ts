@@ -47,12 +47,44 @@ t.test('speech over EVA becomes a barge-in only after bargeInMs; silence while E
   const speaking = () => true;
   const short = run([...rep(0, 5), ...rep(0.9, 3), ...rep(0, 20)], { evaSpeaking: speaking });
   t.notOk(short.some((e) => e.type === 'barge_in'), '96 ms of speech is not a barge-in');
-  const long = run([...rep(0, 5), ...rep(0.9, 10)], { evaSpeaking: speaking });
+  const long = run([...rep(0, 5), ...rep(0.9, 20)], { evaSpeaking: speaking });
   const b = long.filter((e) => e.type === 'barge_in');
   t.equal(b.length, 1, 'exactly one barge-in per voiced run');
   t.equal((b[0] as Extract<TurnEvent, { type: 'barge_in' }>).onsetMs, 5 * W);
   t.equal(b[0]!.atMs - 5 * W, DEFAULT_TURN_CONFIG.bargeInMs, 'decided right at bargeInMs');
   t.notOk(run(rep(0, 40), { evaSpeaking: speaking }).length, 'silence gives no events');
+});
+
+t.test('speech over EVA pauses it at once; a backchannel releases it and is not a turn', async (t) => {
+  const speaking = () => true;
+  // "uh huh": ~300 ms of voice over EVA, then silence.
+  const evs = run([...rep(0, 5), ...rep(0.9, 10), ...rep(0, 30)], { evaSpeaking: speaking });
+  t.same(types(evs), ['hold', 'speech_start', 'release', 'backchannel'], 'hold, then release; no pause, no end of turn, no barge-in');
+  t.equal(evs.find((e) => e.type === 'hold')!.i, 5, 'the hold comes with the first voiced window');
+  t.equal(evs.find((e) => e.type === 'release')!.i, 15, 'the release comes with the first silent window');
+
+  // A real interruption: hold at once, barge-in at bargeInMs, then an ordinary turn (EVA is quiet after it).
+  let evaTalks = true;
+  const det = new TurnDetector();
+  const out: TurnEvent[] = [];
+  const probs = [...rep(0.9, 25), ...rep(0, 20)];
+  probs.forEach((prob, i) => {
+    for (const e of det.step({ prob, atMs: (i + 1) * W, windowMs: W, evaSpeaking: evaTalks })) {
+      out.push(e);
+      if (e.type === 'barge_in') evaTalks = false;
+    }
+  });
+  t.same(types(out), ['hold', 'speech_start', 'barge_in', 'pause', 'end_of_turn'], 'an interruption is answered as a turn');
+
+  // EVA finishes while the person goes on after a short overlap: their next run is an ordinary turn.
+  evaTalks = true;
+  const det2 = new TurnDetector();
+  const out2: TurnEvent[] = [];
+  [...rep(0.9, 5), ...rep(0, 3), ...rep(0.9, 20), ...rep(0, 20)].forEach((prob, i) => {
+    if (i === 6) evaTalks = false;
+    out2.push(...det2.step({ prob, atMs: (i + 1) * W, windowMs: W, evaSpeaking: evaTalks }));
+  });
+  t.same(types(out2), ['hold', 'speech_start', 'release', 'pause', 'end_of_turn'], 'the turn is answered once EVA is quiet');
 });
 
 t.test('vad events follow the hysteresis flips', async (t) => {

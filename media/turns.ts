@@ -13,7 +13,10 @@ export interface TurnConfig {
   pauseMs: number;
   /** Silence after speech that ends the turn. */
   endOfTurnMs: number;
-  /** Voiced audio over EVA's own voice needed before it is a barge-in (filters backchannels and echo). */
+  /**
+   * Voiced audio over EVA's own voice needed before it is a barge-in that ends EVA's reply. Shorter speech over
+   * EVA (a backchannel: "uh huh", "yes") only pauses the reply while it lasts; see `hold`.
+   */
   bargeInMs: number;
 }
 
@@ -23,7 +26,7 @@ export const DEFAULT_TURN_CONFIG: TurnConfig = {
   minSpeechMs: 64,
   pauseMs: 160,
   endOfTurnMs: 480,
-  bargeInMs: 160,
+  bargeInMs: 480,
 };
 
 export type TurnEvent =
@@ -36,8 +39,14 @@ export type TurnEvent =
   /** Speech came back after a pause, before the end of turn: speculative work must be thrown away. */
   | { type: 'resume'; atMs: number }
   | { type: 'end_of_turn'; atMs: number; speechStartMs: number; speechEndMs: number }
-  /** The person has talked over EVA for bargeInMs. */
-  | { type: 'barge_in'; atMs: number; onsetMs: number };
+  /** Voice started over EVA: pause its audio now (nothing is dropped yet) until `release` or `barge_in`. */
+  | { type: 'hold'; atMs: number }
+  /** That voice stopped short of a barge-in: EVA's audio goes on where it paused. */
+  | { type: 'release'; atMs: number }
+  /** The person has talked over EVA for bargeInMs: the reply ends. */
+  | { type: 'barge_in'; atMs: number; onsetMs: number }
+  /** Speech over EVA that never became a barge-in ended: it was a backchannel, not a turn to answer. */
+  | { type: 'backchannel'; atMs: number; speechStartMs: number; speechEndMs: number };
 
 export interface TurnInput {
   prob: number;
@@ -58,6 +67,10 @@ export class TurnDetector {
   private lastVoicedEndMs = 0;
   private pauseSent = false;
   private bargeSent = false;
+  /** EVA's audio is paused for voice over it. */
+  private held = false;
+  /** The current turn started over EVA's voice and has not (yet) become a barge-in. */
+  private overlap = false;
 
   constructor(readonly config: TurnConfig = DEFAULT_TURN_CONFIG) {
     if (!(config.offThreshold <= config.onThreshold)) throw new RangeError('offThreshold must be ≤ onThreshold');
@@ -81,6 +94,18 @@ export class TurnDetector {
       this.voiced = false;
     }
     if (this.voiced !== wasVoiced) events.push({ type: 'vad', speaking: this.voiced, atMs: start });
+    if (this.voiced && !wasVoiced) {
+      if (input.evaSpeaking && !this.held) {
+        this.held = true;
+        events.push({ type: 'hold', atMs: input.atMs });
+      } else if (!input.evaSpeaking) {
+        // EVA finished while the person kept going: from here on this is an ordinary turn.
+        this.overlap = false;
+      }
+    } else if (!this.voiced && wasVoiced && this.held) {
+      this.held = false;
+      events.push({ type: 'release', atMs: input.atMs });
+    }
 
     if (this.voiced) {
       this.lastVoicedEndMs = input.atMs;
@@ -89,6 +114,7 @@ export class TurnDetector {
         this.phase = 'speech';
         this.turnStartMs = this.runStartMs;
         this.pauseSent = false;
+        this.overlap = input.evaSpeaking;
         events.push({ type: 'speech_start', atMs: this.runStartMs });
       } else if (this.phase === 'pause' && runMs >= c.minSpeechMs) {
         this.phase = 'speech';
@@ -97,6 +123,8 @@ export class TurnDetector {
       }
       if (input.evaSpeaking && !this.bargeSent && runMs >= c.bargeInMs) {
         this.bargeSent = true;
+        this.held = false;
+        this.overlap = false;
         events.push({ type: 'barge_in', atMs: input.atMs, onsetMs: this.runStartMs });
       }
       return events;
@@ -105,6 +133,15 @@ export class TurnDetector {
     if (this.phase === 'idle') return events;
     this.phase = 'pause';
     const silence = input.atMs - this.lastVoicedEndMs;
+    if (this.overlap) {
+      // Speech over EVA that stayed short of a barge-in: no pause work, no turn; EVA's reply went on.
+      if (silence >= c.endOfTurnMs) {
+        this.phase = 'idle';
+        this.overlap = false;
+        events.push({ type: 'backchannel', atMs: input.atMs, speechStartMs: this.turnStartMs, speechEndMs: this.lastVoicedEndMs });
+      }
+      return events;
+    }
     if (!this.pauseSent && silence >= c.pauseMs) {
       this.pauseSent = true;
       events.push({ type: 'pause', atMs: input.atMs, speechEndMs: this.lastVoicedEndMs });
@@ -122,5 +159,7 @@ export class TurnDetector {
     this.phase = 'idle';
     this.pauseSent = false;
     this.bargeSent = false;
+    this.held = false;
+    this.overlap = false;
   }
 }

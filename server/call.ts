@@ -213,6 +213,15 @@ export class Call {
         agent.onEndOfTurn(this.turnAudio(ev.speechEndMs), this.info(ev.speechEndMs, this.turnNo));
         return;
       }
+      case 'hold':
+        this.pacer.hold(true);
+        return;
+      case 'release':
+        this.pacer.hold(false);
+        return;
+      case 'backchannel':
+        this.log.debug('backchannel: speech over EVA too short for a barge-in', { ms: Math.round(ev.speechEndMs - ev.speechStartMs) });
+        return;
       case 'barge_in': {
         const dropped = this.pacer.clear();
         this.log.info('barge-in', { droppedMs: dropped });

@@ -75,7 +75,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
   // The lag seen since the previous scrape, from Node's own sampler (a libuv timer every 10 ms that does not
   // keep the process alive). Reset on each scrape, so two scrapers would each see part of the window.
-  const lag: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  // Each sample is the time between two ticks of that timer, so an idle loop reads the resolution itself (10 ms):
+  // the resolution is subtracted to report the lag alone.
+  const LAG_RESOLUTION_MS = 10;
+  const lag: IntervalHistogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   lag.enable();
   new Gauge({
     name: 'eva_event_loop_lag_seconds',
@@ -86,7 +89,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       for (const q of LAG_QUANTILES) {
         // The histogram records in ns and reports NaN/huge values before its first sample.
         const ns = q === 1 ? lag.max : lag.percentile(q * 100);
-        this.set({ quantile: String(q) }, Number.isFinite(ns) && lag.count > 0 ? ns / 1e9 : 0);
+        const lagNs = Number.isFinite(ns) && lag.count > 0 ? Math.max(0, ns - LAG_RESOLUTION_MS * 1e6) : 0;
+        this.set({ quantile: String(q) }, lagNs / 1e9);
       }
       lag.reset();
     },
