@@ -26,7 +26,7 @@ export const DEFAULT_TURN_CONFIG: TurnConfig = {
   minSpeechMs: 64,
   pauseMs: 160,
   endOfTurnMs: 480,
-  bargeInMs: 480,
+  bargeInMs: 600,
 };
 
 export type TurnEvent =
@@ -66,9 +66,10 @@ export class TurnDetector {
   private turnStartMs = 0;
   private lastVoicedEndMs = 0;
   private pauseSent = false;
-  private bargeSent = false;
-  /** EVA's audio is paused for voice over it. */
+  /** EVA's audio is paused for voice over it; how much voice since, and where it began. */
   private held = false;
+  private heldVoicedMs = 0;
+  private holdOnsetMs = 0;
   /** The current turn started over EVA's voice and has not (yet) become a barge-in. */
   private overlap = false;
 
@@ -89,52 +90,60 @@ export class TurnDetector {
     if (!this.voiced && input.prob >= c.onThreshold) {
       this.voiced = true;
       this.runStartMs = start;
-      this.bargeSent = false;
+      // EVA finished while the person went on: their next words are an ordinary turn.
+      if (!input.evaSpeaking) this.overlap = false;
     } else if (this.voiced && input.prob < c.offThreshold) {
       this.voiced = false;
     }
     if (this.voiced !== wasVoiced) events.push({ type: 'vad', speaking: this.voiced, atMs: start });
-    if (this.voiced && !wasVoiced) {
-      if (input.evaSpeaking && !this.held) {
-        this.held = true;
-        events.push({ type: 'hold', atMs: input.atMs });
-      } else if (!input.evaSpeaking) {
-        // EVA finished while the person kept going: from here on this is an ordinary turn.
-        this.overlap = false;
-      }
-    } else if (!this.voiced && wasVoiced && this.held) {
-      this.held = false;
-      events.push({ type: 'release', atMs: input.atMs });
-    }
 
     if (this.voiced) {
       this.lastVoicedEndMs = input.atMs;
+      if (input.evaSpeaking && !this.held) {
+        // Voice over EVA: pause her now; whether it is a barge-in is decided by how long it lasts. Within one
+        // overlapping turn the voiced time adds up ("Hello EVA, — how are you"), so a comma does not reset it.
+        this.held = true;
+        if (!this.overlap) {
+          this.heldVoicedMs = 0;
+          this.holdOnsetMs = this.runStartMs;
+        }
+        events.push({ type: 'hold', atMs: input.atMs });
+      }
+      if (this.held) this.heldVoicedMs += input.windowMs;
       const runMs = input.atMs - this.runStartMs;
       if (this.phase === 'idle' && runMs >= c.minSpeechMs) {
         this.phase = 'speech';
         this.turnStartMs = this.runStartMs;
         this.pauseSent = false;
-        this.overlap = input.evaSpeaking;
+        this.overlap = this.held;
         events.push({ type: 'speech_start', atMs: this.runStartMs });
       } else if (this.phase === 'pause' && runMs >= c.minSpeechMs) {
         this.phase = 'speech';
         if (this.pauseSent) events.push({ type: 'resume', atMs: this.runStartMs });
         this.pauseSent = false;
       }
-      if (input.evaSpeaking && !this.bargeSent && runMs >= c.bargeInMs) {
-        this.bargeSent = true;
+      // Voiced time while held adds up across short gaps ("wait — no"), so a halting interruption still counts.
+      if (this.held && input.evaSpeaking && this.heldVoicedMs >= c.bargeInMs) {
         this.held = false;
         this.overlap = false;
-        events.push({ type: 'barge_in', atMs: input.atMs, onsetMs: this.runStartMs });
+        events.push({ type: 'barge_in', atMs: input.atMs, onsetMs: this.holdOnsetMs });
       }
       return events;
     }
 
+    const silence = input.atMs - this.lastVoicedEndMs;
+    // The voice stopped short of a barge-in: EVA goes on where she paused — after a blip (too short to be a turn)
+    // once pauseMs of silence shows it is over, after speech (a backchannel) once it ended as a turn would, so a
+    // halting interruption ("Hello EVA, — how are you") does not let her resume at each comma.
+    const releaseAfterMs = this.phase === 'idle' ? c.pauseMs : c.endOfTurnMs;
+    if (this.held && (silence >= releaseAfterMs || !input.evaSpeaking)) {
+      this.held = false;
+      events.push({ type: 'release', atMs: input.atMs });
+    }
     if (this.phase === 'idle') return events;
     this.phase = 'pause';
-    const silence = input.atMs - this.lastVoicedEndMs;
     if (this.overlap) {
-      // Speech over EVA that stayed short of a barge-in: no pause work, no turn; EVA's reply went on.
+      // Speech over EVA that stayed short of a barge-in: no pause work, no turn to answer.
       if (silence >= c.endOfTurnMs) {
         this.phase = 'idle';
         this.overlap = false;
@@ -158,7 +167,6 @@ export class TurnDetector {
     this.voiced = false;
     this.phase = 'idle';
     this.pauseSent = false;
-    this.bargeSent = false;
     this.held = false;
     this.overlap = false;
   }
