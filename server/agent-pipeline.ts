@@ -138,7 +138,8 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
           warnedNoStt = true;
           ctx.emit({ type: 'error', code: 'no_stt', message: 'no speech-to-text provider is configured (set GROQ_API_KEY or EVA_STT_URL); echoing your audio instead. Typed messages get spoken answers.' });
         }
-        echo!.onEndOfTurn(audio16k, info);
+        // One turn counter for echoed and typed turns, so their events never share a number.
+        echo!.onEndOfTurn(audio16k, { ...info, turn: ++turnNo });
         return;
       }
       let turn = speculative;
@@ -158,7 +159,8 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
 
     onBargeIn() {
       opts.onBargeIn?.();
-      if (echo) {
+      // Without STT the echo may be playing, or a typed turn's spoken reply: stop whichever it is.
+      if (echo && !current) {
         echo.onBargeIn();
         return;
       }

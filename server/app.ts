@@ -38,6 +38,12 @@ export interface AppDeps {
 const MAX_BODY = 64 * 1024;
 const MAX_TTS_CHARS = 2000;
 
+interface ChatSocketData {
+  ip: string;
+  ctrl: AbortController;
+  open: boolean;
+}
+
 interface SocketData {
   ip: string;
   ws?: uWS.WebSocket<SocketData>;
@@ -86,6 +92,20 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   const statics = await loadStatic(deps.clientDir, log);
   const app = uWS.App();
   const sockets = new Set<SocketData>();
+  const chatSockets = new Set<uWS.WebSocket<ChatSocketData>>();
+  /** After close(): connections that were already open (HTTP keep-alive) get 503 and are closed. */
+  let closed = false;
+  const refuseIfClosed = (res: uWS.HttpResponse): boolean => {
+    if (!closed) return false;
+    res.cork(() => {
+      res
+        .writeStatus('503 Service Unavailable')
+        .writeHeader('Content-Type', 'application/json')
+        .writeHeader('Connection', 'close')
+        .end(JSON.stringify({ error: { code: 'shutting_down', message: 'EVA is shutting down' } }), true);
+    });
+    return true;
+  };
 
   for (const [path, file] of statics) {
     app.get(path, (res) => {
@@ -96,6 +116,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   }
 
   app.get('/health', (res) => {
+    if (refuseIfClosed(res)) return;
     let aborted = false;
     res.onAborted(() => (aborted = true));
     const parts = { media: { ok: true } } as Record<string, { ok: boolean; detail?: string; required?: boolean }>;
@@ -213,6 +234,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   if (deps.text) {
     const text = deps.text;
     app.post('/chat', (res, req) => {
+      if (refuseIfClosed(res)) return;
       const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
       const ctrl = new AbortController();
       const aborted = onAbort(res, ctrl);
@@ -228,7 +250,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
         .catch((err: unknown) => !aborted.value && sendError(res, err, log));
     });
 
-    app.ws<{ ip: string; ctrl: AbortController; open: boolean }>('/ws/chat', {
+    app.ws<ChatSocketData>('/ws/chat', {
       maxPayloadLength: WS_MAX_PAYLOAD,
       idleTimeout: 120,
       sendPingsAutomatically: true,
@@ -240,6 +262,9 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
           req.getHeader('sec-websocket-extensions'),
           context,
         );
+      },
+      open: (ws) => {
+        chatSockets.add(ws);
       },
       message: (ws, data) => {
         const s = ws.getUserData();
@@ -261,6 +286,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
         void text.streamChat(req, s.ctrl.signal, emit);
       },
       close: (ws) => {
+        chatSockets.delete(ws);
         const s = ws.getUserData();
         s.open = false;
         s.ctrl.abort();
@@ -271,6 +297,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   if (deps.tts) {
     const tts = deps.tts;
     app.post('/tts', (res, req) => {
+      if (refuseIfClosed(res)) return;
       const ctrl = new AbortController();
       const aborted = onAbort(res, ctrl);
       readJson(res, req, aborted)
@@ -301,6 +328,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
     });
 
     app.get('/voices', (res) => {
+      if (refuseIfClosed(res)) return;
       const aborted = onAbort(res, new AbortController());
       tts
         .voices()
@@ -312,6 +340,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   if (deps.metrics) {
     const metrics = deps.metrics;
     app.get('/metrics', (res) => {
+      if (refuseIfClosed(res)) return;
       const aborted = onAbort(res, new AbortController());
       metrics
         .text()
@@ -332,7 +361,6 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
     app.listen(config.host, config.port, (sock) => (sock ? resolve(sock) : reject(new EvaError('internal', `cannot listen on ${config.host}:${config.port} (in use?)`))));
   });
   const port = uWS.us_socket_local_port(listen);
-  let closed = false;
   return {
     port,
     calls,
@@ -342,6 +370,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
       calls.closeAll('shutdown');
       uWS.us_listen_socket_close(listen);
       for (const s of [...sockets]) if (s.open) s.ws?.close();
+      for (const ws of [...chatSockets]) ws.close();
     },
   };
 }
@@ -353,7 +382,9 @@ export function wsError(err: unknown, log: Logger): ServerMessage {
 
 function sendError(res: uWS.HttpResponse, err: unknown, log: Logger): void {
   const { status, body } = errorBody(err, log);
-  sendJson(res, status, body);
+  const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  const headers = typeof retryAfterMs === 'number' ? { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } : undefined;
+  sendJson(res, status, body, headers);
 }
 
 /** uWS requires an abort handler before any asynchronous reply; `value` turns true when the client is gone. */
@@ -405,12 +436,11 @@ function readJson(res: uWS.HttpResponse, req: uWS.HttpRequest, aborted: { value:
   });
 }
 
-function sendJson(res: uWS.HttpResponse, status: number, body: unknown): void {
+function sendJson(res: uWS.HttpResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   res.cork(() => {
-    res
-      .writeStatus(`${status} ${STATUS_TEXT[status] ?? 'OK'}`)
-      .writeHeader('Content-Type', 'application/json')
-      .end(JSON.stringify(body));
+    res.writeStatus(`${status} ${STATUS_TEXT[status] ?? 'OK'}`).writeHeader('Content-Type', 'application/json');
+    for (const [k, v] of Object.entries(headers ?? {})) res.writeHeader(k, v);
+    res.end(JSON.stringify(body));
   });
 }
 

@@ -90,10 +90,11 @@ export class RateLimiter {
   }
 }
 
-/** The error for a refused request: HTTP 429 / WS `rate_limited`; callers add `Retry-After: ceil(retryAfterMs/1000)`. */
-export function rateLimitedError(retryAfterMs: number): EvaError {
-  return new EvaError('rate_limited', `too many requests; retry in ${Math.max(1, Math.ceil(retryAfterMs))} ms`, {
+/** The error for a refused request: HTTP 429 / WS `rate_limited`; it carries `retryAfterMs`, which the HTTP front sends as `Retry-After` (whole seconds, at least 1). */
+export function rateLimitedError(retryAfterMs: number): EvaError & { retryAfterMs: number } {
+  const err = new EvaError('rate_limited', `too many requests; retry in ${Math.max(1, Math.ceil(retryAfterMs))} ms`, {
     status: 429,
     retryable: true,
   });
+  return Object.assign(err, { retryAfterMs });
 }

@@ -36,8 +36,8 @@ export type WsChatEvent =
   | { type: 'error'; code: ErrorCode; message: string };
 
 export interface TextApiDeps {
-  /** The LLM, usually a fallback chain; `lastProvider` names the adapter that answered the last request. */
-  llm: LlmProvider & { readonly lastProvider?: string };
+  /** The LLM, usually a fallback chain (which names the adapter that answered each request via `onProvider`). */
+  llm: LlmProvider;
   store: Store;
   metrics: Metrics;
   systemPrompt: string;
@@ -164,13 +164,13 @@ export function createTextApi(deps: TextApiDeps): TextApi {
       ...history.map((m) => ({ role: m.role, content: m.content })),
       { role: 'user', content: req.message },
     ];
-    metrics.turn('text');
 
     let response = '';
+    let provider = llm.name;
     let ttftMs: number | null = null;
     let sinkError: unknown;
     try {
-      for await (const delta of llm.stream(messages, { signal })) {
+      for await (const delta of llm.stream(messages, { signal, onProvider: (name) => (provider = name) })) {
         if (signal.aborted) break;
         if (!delta) continue;
         if (ttftMs === null) ttftMs = now() - t0;
@@ -198,7 +198,8 @@ export function createTextApi(deps: TextApiDeps): TextApi {
     ]);
     const latencyMs = now() - t0;
     metrics.observeStage('text_turn', latencyMs);
-    return { response, sessionId, latencyMs, ttftMs, provider: llm.lastProvider ?? llm.name };
+    metrics.turn('text');
+    return { response, sessionId, latencyMs, ttftMs, provider };
   }
 
   return {

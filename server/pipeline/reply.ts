@@ -163,7 +163,8 @@ export class ReplyTurn {
       pieces.fail(err);
     });
     try {
-      for await (const delta of d.llm.stream(messages, { signal: this.signal })) {
+      this.llmProvider = d.llm.name;
+      for await (const delta of d.llm.stream(messages, { signal: this.signal, onProvider: (name) => (this.llmProvider = name) })) {
         if (this.aborted || ttsError) break;
         if (this.times.llm_ttft_ms === undefined) this.times.llm_ttft_ms = round(d.now() - llmStart);
         this.text += delta;
@@ -179,7 +180,6 @@ export class ReplyTurn {
           await pieces.push(piece);
         }
       }
-      this.llmProvider = (d.llm as { lastProvider?: string }).lastProvider ?? d.llm.name;
       pieces.close();
       // The text is complete now; its audio may play for a while yet (the page shows the text at once).
       if (!this.aborted && !ttsError) this.emit({ type: 'reply_end', turn: this.turn, text: this.text.trim() });

@@ -150,7 +150,7 @@ export class FallbackLlm implements LlmProvider {
     return i < 0 ? undefined : this.breakers[i];
   }
 
-  async *stream(messages: readonly ChatMessage[], { signal }: LlmOptions): AsyncIterable<string> {
+  async *stream(messages: readonly ChatMessage[], { signal, onProvider }: LlmOptions): AsyncIterable<string> {
     throwIfAborted(signal);
     const deadlineMs = this.opts.firstTokenMs ?? 2000;
     const reasons: string[] = [];
@@ -205,6 +205,7 @@ export class FallbackLlm implements LlmProvider {
       // Committed to this provider from here on.
       b.success();
       this.lastProvider = p.name;
+      onProvider?.(p.name);
       let complete = false;
       try {
         if (first.done) {

@@ -33,6 +33,8 @@ export interface SttProvider {
 
 export interface LlmOptions {
   signal: AbortSignal;
+  /** Told which adapter answers this request (a fallback chain names the one it settled on). */
+  onProvider?: (name: string) => void;
 }
 
 export interface LlmProvider {
