@@ -44,7 +44,8 @@ export type CallEvent =
   | { type: 'sent'; msg: ClientMessage }
   | { type: 'note'; text: string }
   | { type: 'spurt'; event: SpurtEvent }
-  | { type: 'failure'; message: string };
+  /** The call failed; `code` is the server's error code when the server refused the offer. */
+  | { type: 'failure'; message: string; code?: string };
 
 export interface CallOptions {
   wsUrl: string;
@@ -163,10 +164,10 @@ export class Call {
     this.close('closed', 'hang-up');
   }
 
-  private fail(message: string, phase: 'closed' | 'failed' = 'failed'): void {
+  private fail(message: string, code?: string): void {
     if (this.ended) return;
-    if (phase === 'failed') this.opts.onEvent({ type: 'failure', message });
-    this.close(phase, message);
+    this.opts.onEvent(code ? { type: 'failure', message, code } : { type: 'failure', message });
+    this.close('failed', message);
   }
 
   /** Idempotent: frees every resource whatever state set-up reached. */
@@ -227,6 +228,12 @@ export class Call {
         break;
       case 'bye':
         this.close('closed', `server ended the call: ${msg.reason}`);
+        break;
+      case 'error':
+        // Before the answer an error is the server refusing the offer (bad SDP, at its call limit …): the call
+        // cannot start, so it fails now instead of waiting out the connect timeout. Later errors (no STT, a
+        // failed turn) leave the call up; the page shows them as notices.
+        if (this.stats.answerAt === null) this.fail(msg.message, msg.code);
         break;
       default:
         break; // the page (main.ts) renders the rest

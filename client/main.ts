@@ -3,7 +3,7 @@ import { Call, type CallEvent, type CallPhase, type CallStats } from './call.js'
 import { pushBounded, type SpurtEvent } from './levels.js';
 import type { CallConfig, ClientMessage, EvaState, ServerMessage } from './protocol.js';
 import { signalingUrl } from './signaling.js';
-import { LatencyView, LogView, MAX_LOG, MeterView, TranscriptView, byId, type LogDir } from './ui.js';
+import { LatencyView, LogView, MAX_LOG, MeterView, NoticeView, TranscriptView, byId, type LogDir } from './ui.js';
 
 export interface LoggedEvent {
   /** performance.now() when it happened. */
@@ -17,13 +17,24 @@ export interface LoggedEvent {
 
 export type Connection = 'idle' | CallPhase;
 
+/** A server `error` that did not end the call (no STT, a failed turn): shown as a notice, the call goes on. */
+export interface Notice {
+  /** performance.now() when it arrived. */
+  at: number;
+  code: string;
+  message: string;
+}
+
 export interface EvaHook {
   readonly connection: Connection;
   readonly state: EvaState | null;
   readonly vad: boolean;
   readonly session: string | null;
   readonly providers: { stt: string; llm: string; tts: string } | null;
+  /** The error that ended (or refused) the last call; null while a call is fine. */
   readonly error: { code: string; message: string } | null;
+  /** A copy of this call's notices, oldest first (the last MAX_LOG; the page shows repeats once, counted). */
+  readonly notices: Notice[];
   /** Copies: the last MAX_LOG events, and the current (or last) call's stats. */
   readonly events: LoggedEvent[];
   readonly stats: CallStats | null;
@@ -44,6 +55,7 @@ const ui = {
   button: byId<HTMLButtonElement>('connect'),
   connection: byId('connection'),
   error: byId('error'),
+  notices: byId<HTMLUListElement>('notices'),
   errorText: byId('error-text'),
   errorClose: byId<HTMLButtonElement>('error-close'),
   system: byId<HTMLTextAreaElement>('system'),
@@ -61,6 +73,7 @@ const micMeter = new MeterView(byId('mic-meter'));
 const evaMeter = new MeterView(byId('eva-meter'));
 const transcript = new TranscriptView(byId<HTMLOListElement>('transcript'));
 const latency = new LatencyView(byId<HTMLOListElement>('latency'));
+const notices = new NoticeView(ui.notices);
 const log = new LogView(byId<HTMLOListElement>('log'), byId('log-count'));
 
 const page = {
@@ -71,6 +84,7 @@ const page = {
   session: null as string | null,
   providers: null as EvaHook['providers'],
   error: null as EvaHook['error'],
+  notices: [] as Notice[],
   events: [] as LoggedEvent[],
   /** The mic's last talkspurt end not yet followed by EVA's audio (for the page's own latency figure). */
   micEndedAt: null as number | null,
@@ -86,6 +100,11 @@ function showError(code: string, message: string): void {
   page.error = { code, message };
   ui.errorText.textContent = code ? `${message} (${code})` : message;
   ui.error.hidden = false;
+}
+
+function showNotice(code: string, message: string): void {
+  pushBounded(page.notices, { at: performance.now(), code, message }, MAX_LOG);
+  notices.add(code, message);
 }
 
 function clearError(): void {
@@ -180,7 +199,8 @@ function onServerMessage(msg: ServerMessage): void {
       latency.metrics(msg);
       break;
     case 'error':
-      showError(msg.code, msg.message);
+      // Before the answer it refuses the offer: the call fails with it (call.ts, `failure` below).
+      if (page.call?.stats.answerAt !== null) showNotice(msg.code, msg.message);
       break;
     case 'bye':
     case 'answer':
@@ -208,7 +228,8 @@ function onCallEvent(call: Call, e: CallEvent): void {
   switch (e.type) {
     case 'received':
       if (e.msg) {
-        record('in', e.msg.type, summarize(e.msg), e.msg);
+        const notice = e.msg.type === 'error' && call.stats.answerAt !== null;
+        record('in', e.msg.type, notice ? `notice ${summarize(e.msg)}` : summarize(e.msg), e.msg);
         onServerMessage(e.msg);
       } else {
         record('in', 'unknown', `unrecognized frame ${e.raw.slice(0, 200)}`);
@@ -224,10 +245,8 @@ function onCallEvent(call: Call, e: CallEvent): void {
       onSpurt(e.event);
       break;
     case 'failure':
-      record('local', 'failure', e.message);
-      // Keep what the server said before it went away (a refused offer, say): it is the useful part.
-      if (page.error) showError(page.error.code, `${page.error.message} — then ${e.message}`);
-      else showError('', e.message);
+      record('local', 'failure', e.code ? `${e.message} (${e.code})` : e.message);
+      showError(e.code ?? '', e.message);
       break;
     case 'phase':
       record('local', 'phase', e.reason ? `call ${e.phase}: ${e.reason}` : `call ${e.phase}`);
@@ -250,7 +269,9 @@ async function connect(config?: CallConfig): Promise<void> {
     if (ui.system.value.trim()) cfg.system = ui.system.value.trim();
     if (ui.voice.value.trim()) cfg.voice = ui.voice.value.trim();
   }
-  Object.assign(page, { connection: 'connecting', state: null, vad: false, session: null, providers: null, micEndedAt: null });
+  Object.assign(page, { connection: 'connecting', state: null, vad: false, session: null, providers: null, micEndedAt: null, notices: [] });
+  notices.clear();
+  latency.clear();
   transcript.divider('Call started');
   const call: Call = new Call({
     wsUrl: signalingUrl(),
@@ -275,6 +296,7 @@ function sendText(text: string): boolean {
   const t = text.trim();
   if (!t || !page.call?.sendText(t)) return false;
   transcript.typedTurn(t);
+  page.micEndedAt = null; // the reply's audio answers the typed turn, not the last thing said
   return true;
 }
 
@@ -320,6 +342,9 @@ window.eva = Object.freeze({
   },
   get error() {
     return page.error;
+  },
+  get notices() {
+    return structuredClone(page.notices);
   },
   get events() {
     return structuredClone(page.events);

@@ -5,6 +5,7 @@ import { METRIC_STAGES, type MetricsMessage } from './protocol.js';
 
 const MAX_TRANSCRIPT = 200;
 const MAX_LATENCY = 20;
+const MAX_NOTICES = 5;
 export const MAX_LOG = 200;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -113,12 +114,15 @@ export class TranscriptView {
 
 /** One row per turn: first_audio_ms large, the other stages small, plus what the page itself measured. */
 export class LatencyView {
-  private readonly rows = new Map<number, HTMLElement>();
+  /** A page measurement that came before its turn's metrics; it goes on the next row. */
+  private pending: number | null = null;
 
   constructor(private readonly list: HTMLOListElement) {}
 
   metrics(m: MetricsMessage): void {
     const li = el('li');
+    li.dataset.turn = String(m.turn);
+    if (m.first_audio_ms !== undefined) li.dataset.audio = '';
     const head = el('div', 'first-audio');
     head.append(
       el('span', 'value', m.first_audio_ms === undefined ? '—' : `${Math.round(m.first_audio_ms)} ms`),
@@ -131,15 +135,64 @@ export class LatencyView {
     }
     li.append(head, stages);
     this.list.prepend(li);
-    this.rows.set(m.turn, li);
     while (this.list.childElementCount > MAX_LATENCY) this.list.lastElementChild?.remove();
+    if (this.pending !== null && m.first_audio_ms !== undefined) {
+      this.measured(this.pending);
+      this.pending = null;
+    }
   }
 
   /** Speech end → reply audio start as heard by the page (includes EVA's end-of-turn wait and the network). */
   measured(gapMs: number): void {
-    const li = this.list.firstElementChild;
-    const text = `measured here: your speech ended → EVA audible ${Math.round(gapMs)} ms`;
-    if (li && !li.querySelector('.measured')) li.append(el('div', 'measured', text));
+    const li = this.list.firstElementChild as HTMLElement | null;
+    // The newest row, if it is a turn that sent audio and has no measurement yet.
+    if (!li || li.dataset.audio === undefined || li.querySelector('.measured')) {
+      this.pending = gapMs;
+      return;
+    }
+    li.append(el('div', 'measured', `measured here: your speech ended → EVA audible ${Math.round(gapMs)} ms`));
+  }
+
+  clear(): void {
+    this.pending = null;
+  }
+}
+
+/**
+ * Things the server reports during a call that do not end it (no speech-to-text, a turn whose provider failed):
+ * shown beside the call, the same notice again counted instead of repeated. Fatal errors go to the error box.
+ */
+export class NoticeView {
+  private readonly shown = new Map<string, { li: HTMLElement; count: number }>();
+
+  constructor(private readonly list: HTMLUListElement) {}
+
+  add(code: string, message: string): void {
+    const key = `${code}\n${message}`;
+    const seen = this.shown.get(key);
+    if (seen) {
+      seen.count++;
+      seen.li.querySelector('.count')!.textContent = `×${seen.count}`;
+      this.list.append(seen.li); // the newest last
+      return;
+    }
+    const li = el('li');
+    li.dataset.code = code;
+    li.append(el('span', 'text', message), el('span', 'code', code), el('span', 'count'));
+    this.shown.set(key, { li, count: 1 });
+    this.list.append(li);
+    while (this.list.childElementCount > MAX_NOTICES) {
+      const first = this.list.firstElementChild as HTMLElement;
+      for (const [k, v] of this.shown) if (v.li === first) this.shown.delete(k);
+      first.remove();
+    }
+    this.list.hidden = false;
+  }
+
+  clear(): void {
+    this.shown.clear();
+    this.list.replaceChildren();
+    this.list.hidden = true;
   }
 }
 

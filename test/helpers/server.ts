@@ -1,5 +1,6 @@
 // Runs the built server (dist/server/main.js) as a child process on a free loopback port, the way a user starts
-// it, with its own data directory; stops it and removes the directory in teardown.
+// it, with its own data directory; stops it and removes the directory in teardown. The provider settings of the
+// environment the tests run in (a developer's GROQ_API_KEY, EVA_LLM …) are not passed on: a test sets its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +13,8 @@ const MAIN = join(ROOT, 'dist/server/main.js');
 /** VAD model load + JIT on a busy 2-core machine; a healthy start takes ~1 s. */
 const START_TIMEOUT_MS = 20000;
 const KEEP_OUTPUT = 64 * 1024;
+/** Inherited variables that would change which providers EVA picks or how it behaves; EVA_LOG_LEVEL stays. */
+const INHERITED_CONFIG = /^(EVA_(?!LOG_LEVEL$)|GROQ_|OLLAMA_|PORT$|HOST$)/;
 
 export interface SpawnedEva {
   child: ChildProcess;
@@ -30,9 +33,10 @@ export async function spawnEva(
 ): Promise<SpawnedEva> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} does not exist: run \`npm run build\` first`);
   const dataDir = await mkdtemp(join(tmpdir(), 'eva-data-'));
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)));
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, ...opts.env },
+    env: { ...inherited, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
