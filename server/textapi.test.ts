@@ -22,11 +22,12 @@ const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: ()
  */
 function fakeLlm(clock: { ms: number }, opts: { deltas?: string[]; stepMs?: number; fail?: unknown; failAfter?: number } = {}) {
   const calls: ChatMessage[][] = [];
-  const llm: LlmProvider & { lastProvider?: string } = {
+  const llm: LlmProvider = {
     name: 'chain',
-    lastProvider: 'fake',
-    async *stream(messages, { signal }) {
+    // A chain names the adapter that answers each request.
+    async *stream(messages, { signal, onProvider }) {
       calls.push(messages.map((m) => ({ ...m })));
+      onProvider?.('fake');
       const deltas = opts.deltas ?? ['Hel', 'lo', '', ' there.'];
       for (let i = 0; i < deltas.length; i++) {
         if (opts.fail !== undefined && i === (opts.failAfter ?? 0)) throw opts.fail;
