@@ -47,10 +47,13 @@ export interface AnalyzeOptions {
   /** Audible threshold; default AUDIBLE_RMS. */
   audibleRms?: number;
   /**
-   * EVA's end-of-turn silence window minus its pause window (ms): how long before the end of turn a speculative
-   * STT + LLM start (DESIGN "Latency": work starts on a short pause). Default 480 − 160 = 320 (media/turns.ts).
+   * How long before the end of turn a speculative STT + LLM start (DESIGN "Latency": work starts on a short
+   * pause). Default: per turn, its `eou_ms` minus `pauseMs` (EVA may end a turn early, 240 ms after the speech,
+   * when the transcript reads as finished); this fixed value only when a turn reports no `eou_ms`: 480 − 160.
    */
   speculationLeadMs?: number;
+  /** EVA's pause window (EVA_VAD_PAUSE_MS), ms. Default 160. */
+  pauseMs?: number;
 }
 
 /** One trial's figures, all in ms; a figure that could not be measured is absent. What the results file stores. */
@@ -243,7 +246,8 @@ export function analyzeTrial(c: TrialCapture, opts: AnalyzeOptions = {}): TrialR
     const reply = c.events.find((e) => e.at >= c.play.startAt && e.at < c.endAt && e.msg.type === 'reply' && e.msg.turn === turn);
     const thinking = c.events.find((e) => e.at >= c.play.lastVoicedAt && e.at < c.endAt && e.msg.type === 'state' && e.msg.state === 'thinking');
     const replyAfterCommitMs = reply && thinking ? reply.at - thinking.at : undefined;
-    Object.assign(r, dropUndefined(splitStages(metrics.msg, r.perceivedMs, opts.speculationLeadMs, replyAfterCommitMs)));
+    const lead = opts.speculationLeadMs ?? (metrics.msg.eou_ms !== undefined ? Math.max(0, metrics.msg.eou_ms - (opts.pauseMs ?? 160)) : undefined);
+    Object.assign(r, dropUndefined(splitStages(metrics.msg, r.perceivedMs, lead, replyAfterCommitMs)));
   } else {
     notes.push('no metrics event');
   }

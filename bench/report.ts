@@ -52,7 +52,10 @@ export interface BenchResult {
     echoTrials: number;
     /** Level of the echo fed back, dB below EVA's received audio. */
     echoDb: number;
+    /** Fallback lead of speculative work before the end of turn, for turns without `eou_ms`. */
     speculationLeadMs: number;
+    /** EVA's pause window: speculative STT starts after it; the lead of a turn is its eou_ms minus this. */
+    pauseMs?: number;
     audibleRms: number;
     utterances: string[];
     evaEnv: Record<string, string>;
@@ -219,10 +222,12 @@ export function waterfallRows(t: TrialResult, speculationLeadMs = 320): Waterfal
   return rows;
 }
 
-export function waterfallChart(p: ProfileResult, speculationLeadMs = 320): string {
+export function waterfallChart(p: ProfileResult, pauseMs = 160): string {
   const t = medianTrial(p.trials);
   if (!t) return waterfallSvg([], { title: `${p.label}: median turn`, subtitle: 'no turn got a reply' });
-  return waterfallSvg(waterfallRows(t, speculationLeadMs), {
+  // Speculative work starts at the pause; the turn may have ended early (eou < 480), so the lead is per turn.
+  const lead = t.eouMs !== undefined ? Math.max(0, t.eouMs - pauseMs) : 320;
+  return waterfallSvg(waterfallRows(t, lead), {
     title: `${p.label}: the median turn, stage by stage`,
     subtitle: `${t.utterance} (${t.kind}), perceived ${t.perceivedMs!.toFixed(0)} ms; stages from EVA's metrics event, perceived from the client over WebRTC`,
   });
@@ -272,7 +277,7 @@ export function reportFiles(r: BenchResult): Record<string, string> {
   const files: Record<string, string> = { [`${base}.json`]: JSON.stringify(r, round, 2) + '\n', [`${base}.txt`]: formatReport(r) };
   for (const p of r.profiles) {
     const safe = p.label.replace(/[^A-Za-z0-9_.=+-]/g, '_');
-    files[`${base}-${safe}-waterfall.svg`] = waterfallChart(p, r.config.speculationLeadMs);
+    files[`${base}-${safe}-waterfall.svg`] = waterfallChart(p, r.config.pauseMs ?? 160);
     files[`${base}-${safe}-histogram.svg`] = histogramChart(p);
   }
   if (r.load && r.load.steps.length) files[`${base}-load.svg`] = loadChart(r.load);

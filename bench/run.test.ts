@@ -1,6 +1,6 @@
 import t from 'tap';
 import { statSync } from 'node:fs';
-import { attenuate, loadUtterances, parseArgs, planTrials, recordReceived } from './run.js';
+import { attenuate, loadUtterances, parseArgs, partialTranscript, planTrials, recordReceived } from './run.js';
 
 t.test('the committed utterances match their manifest and stay small', async (t) => {
   const u = loadUtterances();
@@ -64,4 +64,13 @@ t.test('an echo is the audible part of what was received, made quieter', async (
   t.equal(recordReceived(heard, pcm.slice(0, 2), 0, 100), null, 'PCM no longer kept');
   t.equal(recordReceived(heard, pcm, 90, 100), null, 'nothing audible');
   t.same(Array.from(attenuate(Int16Array.of(1000, -2000), 20)), [100, -200]);
+});
+
+t.test('the stand-in STT hears only what was sent: part of a clip gives its first words, unpunctuated', async (t) => {
+  const text = 'How far is it from the earth to the moon?';
+  t.equal(partialTranscript(text, 2400, 2400 + 300), text, 'the whole clip (with EVA\'s lead-in and tail) gives the whole text');
+  t.equal(partialTranscript(text, 2400, 800 + 300), 'How far is', 'a third of it gives a third of the words, no question mark');
+  t.equal(partialTranscript('Hello, there', 1000, 500 + 300), 'Hello', 'no trailing comma either');
+  t.equal(partialTranscript(text, undefined, 100), text, 'without a clip length, the whole text');
+  t.equal(partialTranscript(text, 2400, 100), '', 'nothing heard, nothing said');
 });

@@ -254,17 +254,32 @@ interface Standins {
   groq: GroqStandin;
   ollama: OllamaStandin;
   /** What the stand-in STT returns: the text of the clip being played (the bench plays one clip at a time). */
-  expect: { text: string };
+  expect: { text: string; voicedMs?: number };
+}
+
+/** Audio EVA sends around a turn's speech: ~200 ms of lead-in and ~100 ms after it. */
+const TURN_PADDING_MS = 300;
+
+/**
+ * What a Whisper-like STT makes of part of a clip: the words spoken so far, without the sentence's end
+ * punctuation (speech cut mid-sentence does not sound finished). The whole clip gives the whole text. This keeps
+ * EVA's early end of turn honest in the bench: a transcript of a mid-sentence pause does not read as finished.
+ */
+export function partialTranscript(text: string, voicedMs: number | undefined, audioMs: number): string {
+  if (!voicedMs || audioMs - TURN_PADDING_MS >= 0.9 * voicedMs) return text;
+  const words = text.split(/\s+/).filter(Boolean);
+  const n = Math.max(0, Math.min(words.length, Math.round((words.length * Math.max(0, audioMs - TURN_PADDING_MS)) / voicedMs)));
+  return words.slice(0, n).join(' ').replace(/[.?!,;:]+$/, '');
 }
 
 async function startStandins(p: BenchProfile, utterances: readonly Utterance[]): Promise<Standins> {
-  const expect = { text: 'Sure, go on.' };
+  const expect: Standins['expect'] = { text: 'Sure, go on.' };
   const short = new Set(utterances.filter((u) => u.kind === 'short' || u.kind === 'backchannel').map((u) => u.text));
   const reply = (messages: ChatMessageLike[]): string => {
     const last = [...messages].reverse().find((m) => m.role === 'user')?.content.trim() ?? '';
     return short.has(last) ? REPLIES.short : REPLIES.long;
   };
-  const groq = await startGroq({ profile: p.latency, transcript: () => expect.text, reply });
+  const groq = await startGroq({ profile: p.latency, transcript: (info) => partialTranscript(expect.text, expect.voicedMs, info.durationMs), reply });
   cleanups.push(() => groq.close());
   const ollama = await startOllama({ profile: p.latency, reply });
   cleanups.push(() => ollama.close());
@@ -341,10 +356,11 @@ async function waitQuiet(call: ProbeCall, since: number, quietMs: number, maxMs 
   }
 }
 
-async function runTrial(call: ProbeCall, plan: TrialPlan, expect: { text: string }, bargeDelayMs: number, signal: AbortSignal): Promise<TrialCapture> {
+async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Standins['expect'], bargeDelayMs: number, signal: AbortSignal): Promise<TrialCapture> {
   // Start from quiet: nothing audible for QUIET_MS (returns at once when EVA is already silent).
   await waitQuiet(call, performance.now() - QUIET_MS, QUIET_MS, 10_000);
   expect.text = plan.clip.text;
+  expect.voicedMs = plan.clip.voicedEndMs;
   const playing = call.play(plan.clip.pcm, plan.clip.voicedEndMs);
   if (!plan.over) {
     const play = await playing;
@@ -360,6 +376,7 @@ async function runTrial(call: ProbeCall, plan: TrialPlan, expect: { text: string
   const delay = plan.kind === 'echo' ? ECHO_DELAY_MS : bargeDelayMs;
   if (first !== undefined) await sleep(Math.max(0, first + delay - performance.now()));
   expect.text = plan.over.text;
+  expect.voicedMs = plan.over.voicedEndMs;
   const overPlay = await call.play(plan.over.pcm, plan.over.voicedEndMs);
   // Whatever follows must end before the next trial: after a barge-in, EVA's answer to the new turn; after a
   // backchannel, the rest of the reply and perhaps an answer to "uh huh" (hence the longer quiet).
@@ -451,7 +468,7 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
     log(`   call connected in ${call.connectMs.toFixed(0)} ms; providers ${JSON.stringify(result.providers ?? {})}`);
     if (result.providers && result.providers.stt === 'none') result.errors.push('EVA has no STT in this build: it echoes the audio (figures are the echo path, not STT → LLM → TTS)');
     const plan = planTrials(args, utterances);
-    const analyze = { speculationLeadMs: DEFAULT_TURN_CONFIG.endOfTurnMs - DEFAULT_TURN_CONFIG.pauseMs };
+    const analyze = { pauseMs: DEFAULT_TURN_CONFIG.pauseMs };
     let echo: OverClip | null = null;
     let i = 0;
     const total = plan.length + (plan.some((p) => p.kind === 'echo') ? 1 : 0);
@@ -593,6 +610,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       echoDb: args.echoDb,
       bargeDelayMs: args.bargeDelayMs,
       speculationLeadMs: DEFAULT_TURN_CONFIG.endOfTurnMs - DEFAULT_TURN_CONFIG.pauseMs,
+      pauseMs: DEFAULT_TURN_CONFIG.pauseMs,
       audibleRms: AUDIBLE_RMS,
       utterances: utterances.map((u) => u.file),
       evaEnv: { PORT: '0', HOST: '127.0.0.1', EVA_LOG_LEVEL: 'warn', EVA_DATA_DIR: '(a temporary directory)' },

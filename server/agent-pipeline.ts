@@ -7,6 +7,7 @@ import type { Agent, AgentContext, TurnInfo } from './agent.js';
 import { createEchoAgent } from './agent-echo.js';
 import { Conversation } from './pipeline/history.js';
 import { heardText } from './pipeline/heard.js';
+import { looksComplete } from './pipeline/endpoint.js';
 import { ReplyTurn, type ReplyInput } from './pipeline/reply.js';
 import type { ChatMessage, LlmProvider, SttProvider, TtsProvider } from './providers/types.js';
 import type { FrameTag } from '../media/pacer.js';
@@ -23,6 +24,12 @@ export interface PipelineOptions {
   history?: ChatMessage[];
   /** Start STT and the LLM on a pause, before the end of turn is certain. */
   speculative?: boolean;
+  /**
+   * Answer after this much silence (ms from the end of speech) instead of waiting for the end-of-turn window,
+   * when the speculative transcript reads as finished (pipeline/endpoint.ts). 0 = always wait for the window.
+   */
+  earlyEndMs?: number;
+  now?: () => number;
   /** Told about every finished turn (persistence, metrics); `heard` is what was played of an interrupted reply. */
   onTurnDone?(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void;
   onBargeIn?(): void;
@@ -36,6 +43,10 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
   let turnNo = 0;
   let current: ReplyTurn | null = null;
   let speculative: ReplyTurn | null = null;
+  /** A speculative turn answered before the end of turn: the end of turn that follows belongs to it. */
+  let early: ReplyTurn | null = null;
+  let earlyTimer: NodeJS.Timeout | undefined;
+  const now = opts.now ?? (() => performance.now());
   let lastPlayed: FrameTag | null = null;
   let warnedNoStt = false;
 
@@ -121,18 +132,53 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
     onPause(audio16k, info: TurnInfo) {
       if (!opts.stt || opts.speculative === false) return;
       speculative?.abort();
-      speculative = begin({ kind: 'audio', pcm16k: audio16k }, { speechEndAt: info.speechEndAt }, true);
+      const turn = begin({ kind: 'audio', pcm16k: audio16k }, { speechEndAt: info.speechEndAt }, true);
+      speculative = turn;
+      if (opts.earlyEndMs) {
+        const earlyMs = opts.earlyEndMs;
+        turn.onTranscript = (text) => {
+          if (!looksComplete(text)) return;
+          clearTimeout(earlyTimer);
+          earlyTimer = setTimeout(() => {
+            if (speculative !== turn || turn.aborted) return;
+            speculative = null;
+            early = turn;
+            turn.commit({ speechEndAt: info.speechEndAt, eouMs: now() - info.speechEndAt });
+            promote(turn);
+          }, Math.max(0, info.speechEndAt + earlyMs - now()));
+        };
+      }
     },
 
     onResume() {
+      clearTimeout(earlyTimer);
       if (speculative) {
         speculative.abort();
         settle(speculative, 'discarded');
         speculative = null;
       }
+      if (early) {
+        // The person went on after EVA started to answer: a false cut-off. Take the answer back; the whole turn
+        // is answered at its real end. Nothing of it goes into the history.
+        const turn = early;
+        early = null;
+        if (current === turn) {
+          current = null;
+          turn.abort();
+          ctx.out.clear();
+          ctx.emit({ type: 'interrupted', turn: turn.turn, heard: '' });
+          ctx.emit({ type: 'state', state: 'listening' });
+        }
+        settle(turn, 'discarded');
+      }
     },
 
     onEndOfTurn(audio16k, info) {
+      if (early) {
+        // Already answered (early end): this end of turn is the same speech.
+        early = null;
+        return;
+      }
       if (!opts.stt) {
         if (!warnedNoStt) {
           warnedNoStt = true;
@@ -195,6 +241,7 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
     },
 
     close() {
+      clearTimeout(earlyTimer);
       speculative?.abort();
       current?.abort();
       speculative = null;

@@ -27,3 +27,11 @@ t.test('wrong values are clear errors naming the setting', async (t) => {
   t.throws(() => loadConfig({}, ['--port']), /needs a value/);
   t.throws(() => loadConfig({}, ['stray']), /unexpected argument/);
 });
+
+t.test('EVA_EARLY_EOU_MS: default 240, 0 turns it off, and it must lie between the pause and the end-of-turn window', async (t) => {
+  t.equal(loadConfig({}).earlyEndMs, 240);
+  t.equal(loadConfig({ EVA_EARLY_EOU_MS: '0' }).earlyEndMs, 0);
+  t.equal(loadConfig({ EVA_VAD_PAUSE_MS: '300', EVA_VAD_EOU_MS: '700' }).earlyEndMs, 300, 'the default follows a longer pause');
+  t.throws(() => loadConfig({ EVA_EARLY_EOU_MS: '100' }), /EVA_EARLY_EOU_MS must be 0 \(off\) or from EVA_VAD_PAUSE_MS/);
+  t.throws(() => loadConfig({ EVA_EARLY_EOU_MS: '900' }), /EVA_EARLY_EOU_MS/);
+});

@@ -28,6 +28,8 @@ export interface EvaConfig {
   historyTurns: number;
   maxCalls: number;
   turn: TurnConfig;
+  /** Answer after this much silence when the transcript reads as finished; 0 = always wait for EVA_VAD_EOU_MS. */
+  earlyEndMs: number;
   /** Extra ICE host addresses (e.g. a public IP behind 1:1 NAT); loopback is always offered. */
   iceHosts: string[];
 }
@@ -109,6 +111,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   turn.offThreshold = Math.max(0.01, turn.onThreshold - 0.15);
   if (turn.pauseMs > turn.endOfTurnMs) throw new EvaError('bad_request', 'EVA_VAD_PAUSE_MS must not exceed EVA_VAD_EOU_MS');
+  const earlyEndMs = int(e, 'EVA_EARLY_EOU_MS', Math.min(Math.max(240, turn.pauseMs), turn.endOfTurnMs), 0, 10000);
+  if (earlyEndMs !== 0 && (earlyEndMs < turn.pauseMs || earlyEndMs > turn.endOfTurnMs)) {
+    throw new EvaError('bad_request', `EVA_EARLY_EOU_MS must be 0 (off) or from EVA_VAD_PAUSE_MS (${turn.pauseMs}) to EVA_VAD_EOU_MS (${turn.endOfTurnMs}), got ${earlyEndMs}`);
+  }
   const host = e.HOST || '127.0.0.1';
   return {
     port: int(e, 'PORT', 8080, 0, 65535),
@@ -133,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     historyTurns: int(e, 'EVA_HISTORY_TURNS', 20, 1, 500),
     maxCalls: int(e, 'EVA_MAX_CALLS', 100, 1, 10000),
     turn,
+    earlyEndMs,
     iceHosts: (e.EVA_ICE_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
   };
 }

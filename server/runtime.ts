@@ -198,6 +198,7 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
         tts,
         systemPrompt: ctx.config.system ?? store.getSession(sessionId)?.systemPrompt ?? config.systemPrompt,
         historyTurns: config.historyTurns,
+        earlyEndMs: config.earlyEndMs,
         voice: ctx.config.voice ?? config.ttsVoice,
         language: ctx.config.language,
         history: sessionHistory(sessionId),

@@ -184,3 +184,44 @@ t.test('barge-in mid-reply: interrupted with what was heard, and the next reques
   const scrape = await (await fetch(`${eva.httpUrl}/metrics`)).text();
   t.match(scrape, /eva_barge_ins_total [1-9]/, '/metrics counts the barge-in');
 });
+
+t.test('early end of turn: a finished question is answered after ~240 ms of silence; a false cut-off is taken back', async (t) => {
+  // trip.wav: "I was wondering if you could help me plan a trip to the mountains." with a 350 ms pause at 1.53 s.
+  const trip = fixture16k('../../bench/utterances/trip.wav');
+  const tripMs = trip.length / 16;
+  let full = 'What is the capital of France?';
+  let cut = '';
+  // A Whisper that punctuates the part before the pause as a finished sentence: the worst case for early ends.
+  const groq = await startGroq({
+    profile: 'instant',
+    transcript: (info) => (cut && info.durationMs < tripMs ? cut : full),
+    reply: (msgs) => `You asked: ${msgs.at(-1)?.content}`,
+  });
+  t.teardown(() => groq.close());
+  const eva = await startEva(t, { runtime: true, env: { GROQ_API_KEY: 'k', GROQ_BASE_URL: groq.url } });
+  t.equal(eva.config.earlyEndMs, 240);
+  const call = await ProbeCall.connect(eva.wsUrl, { config: { session: 'early' } });
+  t.teardown(() => call.close());
+
+  const r = await askAndListen(call);
+  t.ok(r.metrics.eou_ms! < 400, `the turn ended after ${r.metrics.eou_ms} ms of silence, not the 480 ms window`);
+  t.ok(r.metrics.first_audio_ms! < 480, `first reply packet ${r.metrics.first_audio_ms} ms after the end of speech`);
+  t.comment(`early end, instant profile: ${stageLine(r.metrics)}; perceived in the client ${r.perceivedMs.toFixed(0)} ms`);
+
+  full = 'I was wondering if you could help me plan a trip to the mountains.';
+  cut = 'I was wondering if you could help me.';
+  const chatsBefore = chatRequests(groq, '/chat/completions').length;
+  const sent = await call.play(trip);
+  const interrupted = await call.waitFor((m) => m.type === 'interrupted', 8000, sent.startAt);
+  t.match(interrupted, { heard: '' }, 'the answer started in the pause is taken back when the person goes on');
+  const end = await call.waitFor((m) => m.type === 'reply_end' && m.text === `You asked: ${full}`, 10_000, sent.startAt);
+  t.ok(end, 'the whole turn is answered at its real end');
+  await call.waitFor((m) => m.type === 'state' && m.state === 'listening', 15_000, call.events.find((e) => e.msg === end)!.at);
+  const chats = chatRequests(groq, '/chat/completions').slice(chatsBefore);
+  const last = chats.at(-1)!.messages;
+  t.match(last.at(-1), { role: 'user', content: full }, 'the final request carries the whole sentence');
+  t.notOk(last.some((m) => m.content === cut || m.content === `You asked: ${cut}`), 'nothing of the retracted answer is in the history');
+  const stored = eva.runtime!.store.history('early', 10).map((m) => m.content);
+  t.same(stored.slice(-2), [full, `You asked: ${full}`], 'the stored session has the whole turn only');
+  t.comment(`false cut-off: EVA started answering in the pause; interrupted ${(call.events.find((e) => e.msg === interrupted)!.at - sent.startAt).toFixed(0)} ms into the clip`);
+});

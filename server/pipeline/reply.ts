@@ -56,6 +56,8 @@ export class ReplyTurn {
   /** Whether the reply's first frame has been sent. */
   talking = false;
   llmProvider: string | undefined;
+  /** Told the transcript as soon as STT returns (the agent may decide to end the turn early on it). */
+  onTranscript?: (text: string) => void;
 
   private readonly ctrl = new AbortController();
   readonly signal: AbortSignal;
@@ -133,6 +135,7 @@ export class ReplyTurn {
         this.transcript = input.text;
       }
       if (this.aborted) return;
+      this.onTranscript?.(this.transcript);
       this.emit({ type: 'transcript', turn: this.turn, text: this.transcript, final: true });
       if (!/\p{L}|\p{N}/u.test(this.transcript)) {
         // Noise that the VAD took for speech, or an empty transcript: nothing to answer.
