@@ -95,6 +95,22 @@ t.test('queued speech is sent in order, tagged, with talkStart/talkEnd and the m
   t.notOk(pacer.speaking);
 });
 
+t.test('a reply queued between slots starts at once, and the slot grid follows it', async (t) => {
+  const { enc, pacer, sent, log, advance } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  advance(47); // silence at 0, 20, 40; now 47, next slot 60
+  pacer.enqueue(new Int16Array(24000 * 0.06).fill(3000), 1); // 3 frames
+  await new Promise((r) => setImmediate(r));
+  t.same(log, ['start@47'], 'the first reply frame left at 47, not at the 60 ms slot');
+  t.equal(sent.length, 4);
+  t.ok(sent[3]!.header.marker, 'it opens the talkspurt');
+  t.equal((sent[3]!.header.timestamp - sent[2]!.header.timestamp) >>> 0, 960, 'RTP timestamps stay continuous (20 ms on the 48 kHz Opus clock)');
+  t.equal(pacer.nextAt, 67, 'later frames follow every 20 ms from there');
+  advance(60);
+  t.same(log, ['start@47', 'end@107']);
+});
+
 t.test('a partial frame is padded on flush and tagged with the true segment length', async (t) => {
   const { enc, pacer, played, advance } = setup();
   t.teardown(() => { pacer.close(); enc.close(); });
