@@ -4,7 +4,10 @@
 // window into one run per event-loop turn brings it to ~40–50 µs per stream (AUDIO-NOTES). Each stream keeps
 // its own recurrent state (h, c); the session itself is stateless.
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import type { FromVadWorker, ToVadWorker } from './vad-worker.js';
+import { workerScript } from './worker-entry.js';
 
 /** v4 accepts 512, 1024 or 1536 samples at 16 kHz; 512 (32 ms) reacts fastest. */
 export const VAD_WINDOW = 512;
@@ -63,6 +66,124 @@ export class VadStream {
   }
 }
 
+interface VadOutput {
+  prob: Float32Array;
+  hn: Float32Array;
+  cn: Float32Array;
+}
+
+/** Runs one batch through the model: [B, 512] windows and [2, B, 64] states in, probabilities and states out. */
+interface VadRunner {
+  run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput>;
+  release(): Promise<void>;
+}
+
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+};
+
+/** The session on the calling thread (onnxruntime-node then computes synchronously on it). */
+class MainThreadRunner implements VadRunner {
+  private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_RATE)]), []);
+  constructor(private readonly session: ort.InferenceSession) {}
+
+  async run(B: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
+    const out = await this.session.run({
+      input: new ort.Tensor('float32', input, [B, VAD_WINDOW]),
+      sr: this.sr,
+      h: new ort.Tensor('float32', h, [2, B, 64]),
+      c: new ort.Tensor('float32', c, [2, B, 64]),
+    });
+    return { prob: out.output!.data as Float32Array, hn: out.hn!.data as Float32Array, cn: out.cn!.data as Float32Array };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/**
+ * The session in a worker thread (vad-worker.ts), so inference never blocks RTP, the pacer or the signaling.
+ * A worker that dies fails the batches in flight and is started again for the next one.
+ */
+class WorkerRunner implements VadRunner {
+  private worker: Worker | null = null;
+  private starting: Promise<Worker> | null = null;
+  private readonly pending = new Map<number, { resolve: (o: VadOutput) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly modelPath: string,
+    private readonly entry: { url: URL; execArgv?: string[] },
+  ) {}
+
+  start(): Promise<Worker> {
+    if (this.worker) return Promise.resolve(this.worker);
+    this.starting ??= new Promise<Worker>((resolve, reject) => {
+      const w = new Worker(this.entry.url, { workerData: { modelPath: this.modelPath, rate: VAD_RATE }, execArgv: this.entry.execArgv });
+      let ready = false;
+      w.on('message', (m: FromVadWorker) => {
+        if (m.type === 'ready') {
+          ready = true;
+          this.worker = w;
+          this.starting = null;
+          resolve(w);
+        } else if (m.type === 'result') {
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          p?.resolve({ prob: m.prob, hn: m.hn, cn: m.cn });
+        } else {
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          p?.reject(new Error(m.message));
+        }
+      });
+      const died = (err: Error) => {
+        if (this.worker === w) this.worker = null;
+        this.starting = null;
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+        if (!ready) reject(err);
+      };
+      w.on('error', (err) => died(err));
+      w.on('exit', (code) => {
+        if (!this.closed) died(new Error(`VAD worker exited (code ${code})`));
+      });
+    });
+    return this.starting;
+  }
+
+  async run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
+    const w = await this.start();
+    const id = this.nextId++;
+    return new Promise<VadOutput>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const msg: ToVadWorker = { type: 'run', id, batch, input, h, c };
+      w.postMessage(msg, [input.buffer, h.buffer, c.buffer] as ArrayBuffer[]);
+    });
+  }
+
+  async release(): Promise<void> {
+    this.closed = true;
+    const w = this.worker ?? (this.starting ? await this.starting.catch(() => null) : null);
+    if (!w) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.postMessage({ type: 'close' } satisfies ToVadWorker);
+    const timer = setTimeout(() => void w.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export interface VadEngineOptions {
+  /** Where inference runs: a worker thread (default) or the main thread. */
+  thread?: 'worker' | 'main';
+}
+
 export class VadEngine {
   private ready = new Set<VadStream>();
   private running = false;
@@ -72,16 +193,16 @@ export class VadEngine {
   windows = 0;
   batches = 0;
 
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly runner: VadRunner) {}
 
-  static async create(modelPath = sileroModelPath()): Promise<VadEngine> {
-    const session = await ort.InferenceSession.create(modelPath, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-    });
-    return new VadEngine(session);
+  static async create(modelPath = sileroModelPath(), opts: VadEngineOptions = {}): Promise<VadEngine> {
+    const entry = opts.thread === 'main' ? null : workerScript(import.meta.url, 'vad-worker');
+    if (entry) {
+      const runner = new WorkerRunner(modelPath, entry);
+      await runner.start();
+      return new VadEngine(runner);
+    }
+    return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(modelPath, SESSION_OPTIONS)));
   }
 
   createStream(onProb: ProbListener): VadStream {
@@ -139,21 +260,14 @@ export class VadEngine {
       }
       return w;
     });
-    let out: ort.InferenceSession.OnnxValueMapType;
+    let out: VadOutput;
     try {
-      out = await this.session.run({
-        input: new ort.Tensor('float32', input, [B, VAD_WINDOW]),
-        sr: new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_RATE)]), []),
-        h: new ort.Tensor('float32', h, [2, B, 64]),
-        c: new ort.Tensor('float32', c, [2, B, 64]),
-      });
+      out = await this.runner.run(B, input, h, c);
     } catch (err) {
       if (this.closed) return;
       throw err;
     }
-    const prob = out.output!.data as Float32Array;
-    const hn = out.hn!.data as Float32Array;
-    const cn = out.cn!.data as Float32Array;
+    const { prob, hn, cn } = out;
     this.windows += B;
     this.batches++;
     streams.forEach((s, b) => {
@@ -175,6 +289,6 @@ export class VadEngine {
     if (this.closed) return;
     this.closed = true;
     this.ready.clear();
-    await this.session.release();
+    await this.runner.release();
   }
 }

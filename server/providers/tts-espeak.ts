@@ -5,8 +5,8 @@
 // An abort stops the running synthesis at its next callback (≈ every 100 ms of audio, < 1 ms of CPU) and
 // ends the iterable at once; a queued request is just dropped. If the worker dies, the synthesis in flight
 // throws a ProviderError and the next request starts a new worker.
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { workerScript } from '../../media/worker-entry.js';
 import { Worker } from 'node:worker_threads';
 import { ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -33,16 +33,10 @@ export interface EspeakTtsOptions extends TtsOptions {
   pitch?: number;
 }
 
-/**
- * Where the worker's code is: compiled JS beside this file (dist), else the TS source (tests under tap), run with
- * our own execArgv so that the loader that compiles us (tap's `--import` of its TS hooks) compiles it too.
- */
 function workerEntry(): { url: URL; execArgv?: string[] } {
-  const js = new URL('./espeak-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) return { url: js };
-  const ts = new URL('./espeak-worker.ts', import.meta.url);
-  if (existsSync(fileURLToPath(ts))) return { url: ts, execArgv: process.execArgv };
-  throw new ProviderError(NAME, 'provider_unavailable', `worker script not found beside ${fileURLToPath(import.meta.url)}`);
+  const entry = workerScript(import.meta.url, 'espeak-worker');
+  if (!entry) throw new ProviderError(NAME, 'provider_unavailable', `worker script not found beside ${fileURLToPath(import.meta.url)}`);
+  return entry;
 }
 
 /** One request's stream: chunks pushed by the worker's messages, pulled by the consumer's async iterator. */
