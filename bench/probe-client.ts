@@ -44,6 +44,8 @@ export class ProbeCall {
   private waiters: { pred: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }[] = [];
   private played: ((endMs: number, at: number) => void) | null = null;
   private pcmSamples = 0;
+  /** Decoded audio is kept (in `pcm`, aligned with `heard`) for this long from the start of the call. */
+  keepPcmSeconds = 120;
   private closed = false;
   private segment = 0;
 
@@ -82,13 +84,14 @@ export class ProbeCall {
   static readonly scheduler = new PacerScheduler();
 
   /** Open `/ws`, offer, and resolve once the call is connected and `ready` arrived. */
-  static async connect(wsUrl: string, opts: { config?: CallConfig; timeoutMs?: number } = {}): Promise<ProbeCall> {
+  static async connect(wsUrl: string, opts: { config?: CallConfig; timeoutMs?: number; keepPcmSeconds?: number } = {}): Promise<ProbeCall> {
     const ws = new WebSocket(wsUrl);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
     const call = new ProbeCall(ws);
+    if (opts.keepPcmSeconds !== undefined) call.keepPcmSeconds = opts.keepPcmSeconds;
     try {
       const t0 = performance.now();
       const offer = await call.peer.offer();
@@ -169,7 +172,7 @@ export class ProbeCall {
     let s = 0;
     for (let i = 0; i < pcm.length; i++) s += pcm[i]! * pcm[i]!;
     this.heard.push({ at: performance.now(), rms: Math.sqrt(s / Math.max(1, pcm.length)) });
-    if (this.pcmSamples < CLIENT_RATE * 120) {
+    if (this.pcmSamples < CLIENT_RATE * this.keepPcmSeconds) {
       this.pcm.push(pcm);
       this.pcmSamples += pcm.length;
     }

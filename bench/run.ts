@@ -460,7 +460,8 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
     const eva = await startEva(args.evaEntry, result.evaEnv);
     result.evaStartMs = eva.startMs;
     log(`   EVA up at ${eva.httpUrl} in ${eva.startMs.toFixed(0)} ms (pid ${eva.child.pid})`);
-    const call = await ProbeCall.connect(eva.wsUrl, { timeoutMs: 15_000 });
+    // A profile's trials last ~5 minutes; the echo trials replay an answer recorded late in it (16 kHz: 2 MB/min).
+    const call = await ProbeCall.connect(eva.wsUrl, { timeoutMs: 15_000, keepPcmSeconds: 1800 });
     cleanups.push(() => call.close());
     result.connectMs = call.connectMs;
     const ready = await call.waitFor((m) => m.type === 'ready', 5000).catch(() => undefined);
