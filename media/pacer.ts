@@ -5,6 +5,7 @@
 //
 // All pacers of the process share one timer (PacerScheduler): 80 calls cost one setTimeout, not 80.
 import type { OpusEncoder } from './opus.js';
+import { rmsOf } from './echo-gate.js';
 import { framesDue } from './pacer-core.js';
 import { RtpSequencer, type OutgoingHeader } from './rtp.js';
 
@@ -22,6 +23,8 @@ export interface PacerEvents {
   talkEnd(atMs: number): void;
   /** A tagged frame was sent. */
   played(tag: FrameTag): void;
+  /** A speech frame of this RMS was sent (for the echo gate). */
+  level(rms: number, atMs: number): void;
 }
 
 export interface PacerOptions {
@@ -223,6 +226,7 @@ export class Pacer {
       this.stats.frames++;
       this.stats.speechFrames++;
       if (frame.tag) this.events.played?.(frame.tag);
+      if (this.events.level) this.events.level(rmsOf(frame.pcm), now);
       return;
     }
     if (this.talking) {

@@ -13,7 +13,8 @@ import { Peer, SdpError, type PeerOptions } from '../media/peer.js';
 import { PcmRing } from '../media/pcm-ring.js';
 import { RtpReceiveTracker } from '../media/rtp.js';
 import { TurnDetector, type TurnConfig, type TurnEvent } from '../media/turns.js';
-import { VAD_WINDOW_MS, type VadEngine, type VadStream } from '../media/vad.js';
+import { VAD_WINDOW, VAD_WINDOW_MS, type VadEngine, type VadStream } from '../media/vad.js';
+import { EchoGate, rmsOf } from '../media/echo-gate.js';
 
 /** No RTP for this long ends a connected call (measured to fire at 1.01–1.07 s in the prototype). */
 export const RTP_TIMEOUT_MS = 1000;
@@ -58,6 +59,9 @@ export class Call {
   private readonly vad: VadStream;
   private readonly turns: TurnDetector;
   private readonly ring = new PcmRing(RATE * 20);
+  private readonly echoGate = new EchoGate();
+  /** VAD windows taken for EVA's own echo while she spoke (not counted towards a barge-in). */
+  echoWindows = 0;
   private agent: Agent | null = null;
   private turnNo = 0;
   private turnStartSample = 0;
@@ -84,6 +88,7 @@ export class Call {
         talkStart: (at) => this.agent?.onTalkStart?.(at),
         talkEnd: (at) => this.agent?.onTalkEnd?.(at),
         played: (tag) => this.agent?.onPlayed?.(tag),
+        level: (rms, at) => this.echoGate.output(rms, at),
       },
     });
     this.vad = deps.vad.createStream((prob, endSample) => this.onVad(prob, endSample));
@@ -183,7 +188,13 @@ export class Call {
   private onVad(prob: number, endSample: number): void {
     if (this.state !== 'connected') return;
     const atMs = (endSample * 1000) / RATE;
-    for (const ev of this.turns.step({ prob, atMs, windowMs: VAD_WINDOW_MS, evaSpeaking: this.pacer.speaking })) this.onTurnEvent(ev);
+    const evaSpeaking = this.pacer.speaking;
+    if (evaSpeaking && prob >= this.deps.turn.offThreshold && this.echoGate.isEcho(rmsOf(this.ring.slice(endSample - VAD_WINDOW, endSample)), this.now())) {
+      // Voice while EVA talks, but far quieter than her: her own voice leaking back, not the person.
+      prob = 0;
+      this.echoWindows++;
+    }
+    for (const ev of this.turns.step({ prob, atMs, windowMs: VAD_WINDOW_MS, evaSpeaking })) this.onTurnEvent(ev);
   }
 
   /** performance.now() at which the audio sample at `audioMs` arrived (the ring is written as packets arrive). */
@@ -267,7 +278,7 @@ export class Call {
     this.encoder.close();
     this.decoder.close();
     this.peer.close().catch((err: unknown) => this.log.warn('peer close failed', { err }));
-    this.log.info('closed', { reason, lost: this.rx.lost, received: this.rx.received });
+    this.log.info('closed', { reason, lost: this.rx.lost, received: this.rx.received, echoWindows: this.echoWindows });
     this.deps.onClosed(this, reason);
   }
 }

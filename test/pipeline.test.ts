@@ -3,6 +3,7 @@
 // Ollama's wire protocols; eSpeak NG speaks the reply; the client decodes the Opus it receives.
 import t from 'tap';
 import { ProbeCall } from '../bench/probe-client.js';
+import { attenuate, recordReceived } from '../bench/run.js';
 import { start as startGroq } from '../bench/standins/groq.js';
 import { start as startOllama } from '../bench/standins/ollama.js';
 import type { ServerMessage } from '../server/signaling.js';
@@ -224,4 +225,27 @@ t.test('early end of turn: a finished question is answered after ~240 ms of sile
   const stored = eva.runtime!.store.history('early', 10).map((m) => m.content);
   t.same(stored.slice(-2), [full, `You asked: ${full}`], 'the stored session has the whole turn only');
   t.comment(`false cut-off: EVA started answering in the pause; interrupted ${(call.events.find((e) => e.msg === interrupted)!.at - sent.startAt).toFixed(0)} ms into the clip`);
+});
+
+t.test("EVA's own voice leaking back into the mic (20 dB down) does not stop her; the person does", async (t) => {
+  const groq = await startGroq({ profile: 'instant', transcript: 'Tell me about Paris.', reply: () => LONG_REPLY });
+  t.teardown(() => groq.close());
+  const eva = await startEva(t, { runtime: true, env: { GROQ_API_KEY: 'k', GROQ_BASE_URL: groq.url } });
+  const call = await ProbeCall.connect(eva.wsUrl);
+  t.teardown(() => call.close());
+  const sent = await call.play(question);
+  await until(() => !!call.firstAudible(sent.lastVoicedAt), 10_000);
+  const replyStart = call.firstAudible(sent.lastVoicedAt)!.at;
+  await sleep(1500);
+  // What the client heard of EVA so far, played back into the mic 20 dB quieter: a speakerphone's echo residue.
+  const heardSoFar = recordReceived(call.heard, call.pcm, replyStart, performance.now());
+  t.ok(heardSoFar && heardSoFar.length > 16000, 'recorded a second of EVA');
+  const echo = await call.play(attenuate(heardSoFar!, 20));
+  await sleep(600);
+  t.notOk(call.events.some((e) => e.at >= replyStart && e.msg.type === 'interrupted'), 'no barge-in on her own echo');
+  t.ok(call.audibleMs(echo.endAt) > 200, 'EVA kept talking through it');
+  const over = call.play(hello);
+  const interrupted = await call.waitFor((m) => m.type === 'interrupted', 5000, echo.endAt);
+  t.equal(interrupted.type, 'interrupted', 'the person talking over her at their own level still interrupts');
+  await over;
 });
