@@ -2,7 +2,9 @@ import t, { type Test } from 'tap';
 import { start as startGroq } from '../../bench/standins/groq.js';
 import { start as startOllama } from '../../bench/standins/ollama.js';
 import { ProviderError, isAbort } from '../errors.js';
-import { CircuitBreaker, FallbackLlm, FallbackStt, type FallbackLlmOptions } from './fallback.js';
+import { CircuitBreaker, FallbackLlm, FallbackStt, FallbackTts, type FallbackLlmOptions } from './fallback.js';
+import { GroqTts } from './tts-groq.js';
+import { OpenAiTts } from './tts-openai.js';
 import { GroqLlm } from './llm-groq.js';
 import { OllamaLlm } from './llm-ollama.js';
 import { GroqStt } from './stt-groq.js';
@@ -213,4 +215,24 @@ t.test('the last provider is still asked when every circuit is open, so a recove
   t.equal(await ask(), ANSWER, 'ollama answers although its circuit was open');
   t.equal(groq.requests.length, 3, 'groq stays skipped');
   t.equal(llm.breaker('ollama')?.state, 'closed');
+});
+
+t.test('TTS chain: a failing speech server hands the sentence to the next, which gets no foreign voice name', async (t) => {
+  const broken = await startGroq({ fail: { mode: 'http500', match: 'speech' } });
+  const working = await startGroq({});
+  t.teardown(() => Promise.all([broken.close(), working.close()]));
+  const fallbacks: string[] = [];
+  const tts = new FallbackTts(
+    [new GroqTts({ apiKey: 'k', baseURL: broken.url }), new OpenAiTts({ baseURL: working.openaiUrl, apiKey: 'k' })],
+    { onFallback: (from, to) => fallbacks.push(`${from}->${to}`) },
+  );
+  let samples = 0;
+  for await (const c of tts.synthesize('Hello there.', { signal: new AbortController().signal, voice: 'Fritz-PlayAI' })) {
+    if (c.type === 'audio') samples += c.samples.length;
+  }
+  t.ok(samples > 1000, `audio came from the second server (${samples} samples)`);
+  t.same(fallbacks, ['groq->openai']);
+  t.equal(tts.lastProvider, 'openai');
+  const speech = working.requests.find((r) => r.path.endsWith('/audio/speech'))!.body as { voice?: string };
+  t.not(speech.voice, 'Fritz-PlayAI', 'the first engine\'s voice is not sent to the second');
 });

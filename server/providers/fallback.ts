@@ -129,13 +129,118 @@ async function chainHealth(providers: readonly { name: string; health(signal?: A
   };
 }
 
+/** What a streaming chain needs to walk its providers. */
+interface StreamChain<P extends { name: string }> {
+  readonly name: string;
+  readonly providers: readonly P[];
+  readonly breakers: CircuitBreaker[];
+  readonly opts: FallbackOptions;
+  lastProvider?: string;
+}
+
+/**
+ * The streaming chains' walk (LLM tokens, TTS audio): each provider in order, skipping open circuits, gets
+ * `deadlineMs` to produce its first item; the first one that does keeps the request to the end (a stream is not
+ * switched mid-way). `open(p, i, signal)` starts provider i's stream.
+ */
+async function* streamFirstThatAnswers<P extends { name: string }, T>(
+  chain: StreamChain<P>,
+  stage: string,
+  deadlineMs: number,
+  nothingWithin: string,
+  signal: AbortSignal,
+  open: (p: P, i: number, signal: AbortSignal) => AsyncIterator<T>,
+  onProvider?: (name: string) => void,
+): AsyncGenerator<T> {
+  throwIfAborted(signal);
+  const reasons: string[] = [];
+  const errors: Error[] = [];
+  let pending: { from: string; error: Error } | null = null;
+  let tried = 0;
+
+  for (let i = 0; i < chain.providers.length; i++) {
+    const p = chain.providers[i]!;
+    const b = chain.breakers[i]!;
+    if (!mayTry(b, i === chain.providers.length - 1, tried)) {
+      const err = circuitOpen(p.name, b);
+      reasons.push(reason(p.name, err));
+      errors.push(err);
+      pending ??= { from: p.name, error: err };
+      continue;
+    }
+    if (pending) chain.opts.onFallback?.(pending.from, p.name, pending.error);
+    pending = null;
+    tried++;
+
+    const attempt = new AbortController();
+    let it: AsyncIterator<T> | undefined;
+    let first: IteratorResult<T>;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // The first item or the deadline, whichever comes first. If the deadline wins, the attempt is aborted
+      // below and its late rejection lands on this already-settled promise, where it is moot.
+      first = await new Promise<IteratorResult<T>>((resolve, reject) => {
+        timer = setTimeout(() => {
+          reject(new ProviderError(p.name, 'provider_timeout', `${nothingWithin} within ${deadlineMs} ms`, { retryable: true }));
+        }, deadlineMs);
+        it = open(p, i, AbortSignal.any([signal, attempt.signal]));
+        it.next().then(resolve, reject);
+      });
+    } catch (e) {
+      const err = asError(e);
+      attempt.abort(err);
+      if (signal.aborted) {
+        b.release();
+        throw abortError(signal);
+      }
+      b.failure();
+      reasons.push(reason(p.name, err));
+      errors.push(err);
+      pending = { from: p.name, error: err };
+      continue;
+    } finally {
+      clearTimeout(timer);
+    }
+
+    // Committed to this provider from here on.
+    b.success();
+    chain.lastProvider = p.name;
+    onProvider?.(p.name);
+    let complete = false;
+    try {
+      if (first.done) {
+        complete = true;
+        return;
+      }
+      yield first.value;
+      for (;;) {
+        const r = await it!.next();
+        if (r.done) break;
+        yield r.value;
+      }
+      complete = true;
+    } catch (e) {
+      if (signal.aborted) throw abortError(signal);
+      b.failure();
+      throw e;
+    } finally {
+      if (!complete) {
+        attempt.abort();
+        await it?.return?.();
+      }
+    }
+    return;
+  }
+  throw allFailed(chain.name, stage, reasons, errors);
+}
+
 export class FallbackLlm implements LlmProvider {
   readonly name: string;
   /** The provider that answered the last request (set when its first token arrived). */
   lastProvider?: string;
-  private readonly providers: readonly LlmProvider[];
-  private readonly breakers: CircuitBreaker[];
-  private readonly opts: FallbackLlmOptions;
+  readonly providers: readonly LlmProvider[];
+  readonly breakers: CircuitBreaker[];
+  readonly opts: FallbackLlmOptions;
 
   constructor(providers: readonly LlmProvider[], opts: FallbackLlmOptions = {}) {
     if (providers.length === 0) throw new Error('FallbackLlm needs at least one provider');
@@ -150,88 +255,16 @@ export class FallbackLlm implements LlmProvider {
     return i < 0 ? undefined : this.breakers[i];
   }
 
-  async *stream(messages: readonly ChatMessage[], { signal, onProvider }: LlmOptions): AsyncIterable<string> {
-    throwIfAborted(signal);
-    const deadlineMs = this.opts.firstTokenMs ?? 2000;
-    const reasons: string[] = [];
-    const errors: Error[] = [];
-    let pending: { from: string; error: Error } | null = null;
-    let tried = 0;
-
-    for (let i = 0; i < this.providers.length; i++) {
-      const p = this.providers[i]!;
-      const b = this.breakers[i]!;
-      if (!mayTry(b, i === this.providers.length - 1, tried)) {
-        const err = circuitOpen(p.name, b);
-        reasons.push(reason(p.name, err));
-        errors.push(err);
-        pending ??= { from: p.name, error: err };
-        continue;
-      }
-      if (pending) this.opts.onFallback?.(pending.from, p.name, pending.error);
-      pending = null;
-      tried++;
-
-      const attempt = new AbortController();
-      let it: AsyncIterator<string> | undefined;
-      let first: IteratorResult<string>;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        // The first token or the deadline, whichever comes first. If the deadline wins, the attempt is aborted
-        // below and its late rejection lands on this already-settled promise, where it is moot.
-        first = await new Promise<IteratorResult<string>>((resolve, reject) => {
-          timer = setTimeout(() => {
-            reject(new ProviderError(p.name, 'provider_timeout', `no first token within ${deadlineMs} ms`, { retryable: true }));
-          }, deadlineMs);
-          it = p.stream(messages, { signal: AbortSignal.any([signal, attempt.signal]) })[Symbol.asyncIterator]();
-          it.next().then(resolve, reject);
-        });
-      } catch (e) {
-        const err = asError(e);
-        attempt.abort(err);
-        if (signal.aborted) {
-          b.release();
-          throw abortError(signal);
-        }
-        b.failure();
-        reasons.push(reason(p.name, err));
-        errors.push(err);
-        pending = { from: p.name, error: err };
-        continue;
-      } finally {
-        clearTimeout(timer);
-      }
-
-      // Committed to this provider from here on.
-      b.success();
-      this.lastProvider = p.name;
-      onProvider?.(p.name);
-      let complete = false;
-      try {
-        if (first.done) {
-          complete = true;
-          return;
-        }
-        yield first.value;
-        for (;;) {
-          const r = await it!.next();
-          if (r.done) break;
-          yield r.value;
-        }
-        complete = true;
-      } catch (e) {
-        if (signal.aborted) throw abortError(signal);
-        b.failure();
-        throw e;
-      } finally {
-        if (!complete) {
-          attempt.abort();
-          await it?.return?.();
-        }
-      }
-      return;
-    }
-    throw allFailed(this.name, 'LLM', reasons, errors);
+  stream(messages: readonly ChatMessage[], { signal, onProvider }: LlmOptions): AsyncIterable<string> {
+    return streamFirstThatAnswers(
+      this,
+      'LLM',
+      this.opts.firstTokenMs ?? 2000,
+      'no first token',
+      signal,
+      (p, _i, s) => p.stream(messages, { signal: s })[Symbol.asyncIterator](),
+      onProvider,
+    );
   }
 
   /** Healthy when any provider is; the detail lists each. */
@@ -324,9 +357,9 @@ export interface FallbackTtsOptions extends FallbackOptions {
 export class FallbackTts implements TtsProvider {
   readonly name: string;
   lastProvider?: string;
-  private readonly providers: readonly TtsProvider[];
-  private readonly breakers: CircuitBreaker[];
-  private readonly opts: FallbackTtsOptions;
+  readonly providers: readonly TtsProvider[];
+  readonly breakers: CircuitBreaker[];
+  readonly opts: FallbackTtsOptions;
 
   constructor(providers: readonly TtsProvider[], opts: FallbackTtsOptions = {}) {
     if (providers.length === 0) throw new Error('FallbackTts needs at least one provider');
@@ -336,76 +369,11 @@ export class FallbackTts implements TtsProvider {
     this.breakers = providers.map(() => new CircuitBreaker(opts));
   }
 
-  async *synthesize(text: string, opts: TtsOptions): AsyncIterable<TtsChunk> {
-    const { signal } = opts;
-    throwIfAborted(signal);
-    const deadlineMs = this.opts.firstAudioMs ?? 3000;
-    const reasons: string[] = [];
-    const errors: Error[] = [];
-    let pending: { from: string; error: Error } | null = null;
-    let tried = 0;
-    for (let i = 0; i < this.providers.length; i++) {
-      const p = this.providers[i]!;
-      const b = this.breakers[i]!;
-      if (!mayTry(b, i === this.providers.length - 1, tried)) {
-        const err = circuitOpen(p.name, b);
-        reasons.push(reason(p.name, err));
-        errors.push(err);
-        pending ??= { from: p.name, error: err };
-        continue;
-      }
-      if (pending) this.opts.onFallback?.(pending.from, p.name, pending.error);
-      pending = null;
-      tried++;
-      const attempt = new AbortController();
+  synthesize(text: string, opts: TtsOptions): AsyncIterable<TtsChunk> {
+    return streamFirstThatAnswers(this, 'TTS', this.opts.firstAudioMs ?? 3000, 'no audio', opts.signal, (p, i, signal) =>
       // A voice named for one engine means nothing to the next: only the first provider gets it.
-      const it = p.synthesize(text, { ...opts, voice: i === 0 ? opts.voice : undefined, signal: AbortSignal.any([signal, attempt.signal]) })[Symbol.asyncIterator]();
-      let timer: NodeJS.Timeout | undefined;
-      let first: IteratorResult<TtsChunk>;
-      try {
-        first = await new Promise<IteratorResult<TtsChunk>>((resolve, reject) => {
-          timer = setTimeout(() => reject(new ProviderError(p.name, 'provider_timeout', `no audio within ${deadlineMs} ms`, { retryable: true })), deadlineMs);
-          it.next().then(resolve, reject);
-        });
-      } catch (e) {
-        const err = asError(e);
-        attempt.abort(err);
-        if (signal.aborted) {
-          b.release();
-          throw abortError(signal);
-        }
-        b.failure();
-        reasons.push(reason(p.name, err));
-        errors.push(err);
-        pending = { from: p.name, error: err };
-        continue;
-      } finally {
-        clearTimeout(timer);
-      }
-      b.success();
-      this.lastProvider = p.name;
-      let complete = false;
-      try {
-        if (first.done) {
-          complete = true;
-          return;
-        }
-        yield first.value;
-        for (;;) {
-          const r = await it.next();
-          if (r.done) break;
-          yield r.value;
-        }
-        complete = true;
-      } finally {
-        if (!complete) {
-          attempt.abort();
-          await it.return?.();
-        }
-      }
-      return;
-    }
-    throw allFailed(this.name, 'TTS', reasons, errors);
+      p.synthesize(text, { ...opts, voice: i === 0 ? opts.voice : undefined, signal })[Symbol.asyncIterator](),
+    );
   }
 
   /** The first provider's voices: `voice` is only passed to it. */
