@@ -191,12 +191,14 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       });
     }
 
+    let storedPrompt: string | null | undefined;
+    persist('read the session', () => (storedPrompt = store.getSession(sessionId)?.systemPrompt));
     const inner = createPipelineAgent(
       {
         stt,
         llm,
         tts,
-        systemPrompt: ctx.config.system ?? store.getSession(sessionId)?.systemPrompt ?? config.systemPrompt,
+        systemPrompt: ctx.config.system ?? storedPrompt ?? config.systemPrompt,
         historyTurns: config.historyTurns,
         earlyEndMs: config.earlyEndMs,
         voice: ctx.config.voice ?? config.ttsVoice,
