@@ -57,7 +57,7 @@ export interface AnalyzeOptions {
 }
 
 /** One trial's figures, all in ms; a figure that could not be measured is absent. What the results file stores. */
-export interface TrialResult {
+export interface TrialResult extends StageSplit {
   kind: TrialKind;
   utterance: string;
   warmup?: boolean;
@@ -65,21 +65,6 @@ export interface TrialResult {
   turn?: number;
   /** Last voiced sample sent → first audible reply frame received. */
   perceivedMs?: number;
-  eouMs?: number;
-  sttMs?: number;
-  llmTtftMs?: number;
-  firstSentenceMs?: number;
-  ttsFirstAudioMs?: number;
-  /** Server: end of speech → first reply packet sent. */
-  firstAudioMs?: number;
-  /** stt + first sentence (LLM, includes its TTFT) + TTS to first audio. */
-  providersMs?: number;
-  /** perceived − first_audio: uplink of the last voiced frame, downlink, decode, and the VAD's edge error. */
-  networkMs?: number;
-  /** EVA's own part: first_audio − the critical path of (end-of-turn window, provider chain). */
-  overheadMs?: number;
-  /** The provider chain overlapped the end-of-turn window (it started on a pause). */
-  speculative?: boolean;
   /** Onset of speech over EVA's reply → last reply frame received (barge trials). */
   bargeStopMs?: number;
   /** Onset → `interrupted` event received. */
@@ -125,16 +110,22 @@ export function metricsBetween(events: readonly TimedEvent[], from: number, to =
   return undefined;
 }
 
+/** The server's per-turn stages and what is derived from them (see splitStages). */
 export interface StageSplit {
   eouMs?: number;
   sttMs?: number;
   llmTtftMs?: number;
   firstSentenceMs?: number;
   ttsFirstAudioMs?: number;
+  /** Server: end of speech → first reply packet sent. */
   firstAudioMs?: number;
+  /** stt + first sentence (LLM, includes its TTFT) + TTS to first audio. */
   providersMs?: number;
+  /** perceived − first_audio: uplink of the last voiced frame, downlink, decode, and the VAD's edge error. */
   networkMs?: number;
+  /** EVA's own part: first_audio − the critical path of (end-of-turn window, provider chain). */
   overheadMs?: number;
+  /** The provider chain overlapped the end-of-turn window (it started on a pause). */
   speculative?: boolean;
 }
 
