@@ -61,7 +61,7 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
     emit: ctx.emit,
     log: ctx.log,
     callSignal: ctx.signal,
-    now: () => performance.now(),
+    now,
   };
 
   function settle(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void {
@@ -97,12 +97,18 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
     ctx.emit({ type: 'metrics', turn: turn.turn, ...turn.times });
   }
 
-  function stopCurrent(reason: 'interrupted' | 'superseded'): void {
+  /** `retracted`: a false cut-off; the whole turn is answered at its real end, so none of this one is kept. */
+  function stopCurrent(reason: 'interrupted' | 'superseded' | 'retracted'): void {
     const turn = current;
     if (!turn) return;
     current = null;
     turn.abort();
     ctx.out.clear();
+    if (reason === 'retracted') {
+      ctx.emit({ type: 'interrupted', turn: turn.turn, heard: '' });
+      settle(turn, 'discarded');
+      return;
+    }
     const played = lastPlayed && turn.segments.some((s) => s.id === lastPlayed!.segment) ? lastPlayed : null;
     const heard = heardText(turn.segments, played);
     if (turn.transcript) {
@@ -158,18 +164,15 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
         speculative = null;
       }
       if (early) {
-        // The person went on after EVA started to answer: a false cut-off. Take the answer back; the whole turn
-        // is answered at its real end. Nothing of it goes into the history.
+        // The person went on after EVA started to answer: take the answer back.
         const turn = early;
         early = null;
         if (current === turn) {
-          current = null;
-          turn.abort();
-          ctx.out.clear();
-          ctx.emit({ type: 'interrupted', turn: turn.turn, heard: '' });
+          stopCurrent('retracted');
           ctx.emit({ type: 'state', state: 'listening' });
+        } else {
+          settle(turn, 'discarded');
         }
-        settle(turn, 'discarded');
       }
     },
 
