@@ -2,6 +2,7 @@
 // codec and werift, and records what it hears with arrival times. The bench measures latency with it from the
 // client's side, and the integration tests use it as "a person on the phone".
 import WebSocket from 'ws';
+import { rmsOf } from '../media/level.js';
 import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
 import { Pacer, PacerScheduler } from '../media/pacer.js';
 import { Peer } from '../media/peer.js';
@@ -169,9 +170,7 @@ export class ProbeCall {
     } catch {
       return;
     }
-    let s = 0;
-    for (let i = 0; i < pcm.length; i++) s += pcm[i]! * pcm[i]!;
-    this.heard.push({ at: performance.now(), rms: Math.sqrt(s / Math.max(1, pcm.length)) });
+    this.heard.push({ at: performance.now(), rms: rmsOf(pcm) });
     if (this.pcmSamples < CLIENT_RATE * this.keepPcmSeconds) {
       this.pcm.push(pcm);
       this.pcmSamples += pcm.length;

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { EchoGate, rmsOf } from './echo-gate.js';
+import { EchoGate } from './echo-gate.js';
+import { rmsOf } from './level.js';
 
 t.test('a mic window far below EVA\'s recent output is echo; the person\'s own voice is not', async (t) => {
   const g = new EchoGate();

@@ -45,9 +45,3 @@ export class EchoGate {
     return out > 0 && micRms < out * this.ratio;
   }
 }
-
-export function rmsOf(pcm: Int16Array): number {
-  let s = 0;
-  for (let i = 0; i < pcm.length; i++) s += pcm[i]! * pcm[i]!;
-  return Math.sqrt(s / Math.max(1, pcm.length));
-}

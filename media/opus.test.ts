@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rmsOf as rms } from './level.js';
 import { OpusDecoder, OpusEncoder } from './opus.js';
 
 function tone(n: number, rate: number, hz: number, amp = 8000, phase0 = 0): Int16Array {
@@ -6,12 +7,6 @@ function tone(n: number, rate: number, hz: number, amp = 8000, phase0 = 0): Int1
   for (let i = 0; i < n; i++) out[i] = Math.round(amp * Math.sin(phase0 + (2 * Math.PI * hz * i) / rate));
   return out;
 }
-function rms(x: Int16Array): number {
-  let s = 0;
-  for (const v of x) s += v * v;
-  return Math.sqrt(s / Math.max(1, x.length));
-}
-
 t.test('a tone encoded at 24 kHz decodes at 16 kHz with its level and frequency kept', async (t) => {
   const enc = new OpusEncoder({ sampleRate: 24000 });
   const dec = new OpusDecoder(16000);

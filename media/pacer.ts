@@ -5,7 +5,7 @@
 //
 // All pacers of the process share one timer (PacerScheduler): 80 calls cost one setTimeout, not 80.
 import type { OpusEncoder } from './opus.js';
-import { rmsOf } from './echo-gate.js';
+import { rmsOf } from './level.js';
 import { framesDue } from './pacer-core.js';
 import { RtpSequencer, type OutgoingHeader } from './rtp.js';
 

@@ -1,13 +1,9 @@
 import t from 'tap';
+import { rmsOf as rms } from './level.js';
 import { createResampler } from './resample.js';
 
 const sine = (n: number, rate: number, hz: number, amp = 8000) =>
   Int16Array.from({ length: n }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * hz * i) / rate)));
-function rms(x: Int16Array): number {
-  let s = 0;
-  for (const v of x) s += v * v;
-  return Math.sqrt(s / Math.max(1, x.length));
-}
 function crossings(x: Int16Array): number {
   let n = 0;
   for (let i = 1; i < x.length; i++) if ((x[i - 1]! < 0) !== (x[i]! < 0)) n++;

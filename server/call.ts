@@ -14,7 +14,8 @@ import { PcmRing } from '../media/pcm-ring.js';
 import { RtpReceiveTracker } from '../media/rtp.js';
 import { TurnDetector, type TurnConfig, type TurnEvent } from '../media/turns.js';
 import { VAD_WINDOW, VAD_WINDOW_MS, type VadEngine, type VadStream } from '../media/vad.js';
-import { EchoGate, rmsOf } from '../media/echo-gate.js';
+import { EchoGate } from '../media/echo-gate.js';
+import { rmsOf } from '../media/level.js';
 
 /** No RTP for this long ends a connected call (measured to fire at 1.01–1.07 s in the prototype). */
 export const RTP_TIMEOUT_MS = 1000;

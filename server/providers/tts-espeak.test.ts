@@ -1,4 +1,5 @@
 import t from 'tap';
+import { rmsOf as rms } from '../../media/level.js';
 import { ProviderError } from '../errors.js';
 import { createEspeakTts, EspeakTts } from './tts-espeak.js';
 import type { TtsChunk } from './types.js';
@@ -15,12 +16,6 @@ async function collect(it: AsyncIterable<TtsChunk>): Promise<{ audio: Int16Array
   let o = 0;
   for (const p of parts) (audio.set(p, o), (o += p.length));
   return { audio, words, rates };
-}
-
-function rms(x: Int16Array): number {
-  let s = 0;
-  for (const v of x) s += v * v;
-  return Math.sqrt(s / Math.max(1, x.length));
 }
 
 const signal = () => new AbortController().signal;

@@ -10,9 +10,5 @@ export function fixture16k(name: string): Int16Array {
   return wav.samples;
 }
 
-export function rms(pcm: Int16Array): number {
-  let s = 0;
-  for (let i = 0; i < pcm.length; i++) s += pcm[i]! * pcm[i]!;
-  return Math.sqrt(s / Math.max(1, pcm.length));
-}
+export { rmsOf as rms } from '../../media/level.js';
 
