@@ -4,9 +4,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
+/** Test-only faults (see `debug` below). */
+export type VadFault = 'hang' | 'exit';
+
 export type ToVadWorker =
   | { type: 'run'; id: number; batch: number; input: Float32Array; h: Float32Array; c: Float32Array }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** Fault injection: the next batch hangs the thread (60 s) or exits it. Ignored unless EVA_TEST_FAULTS=1. */
+  | { type: 'debug'; fault: VadFault };
 export type FromVadWorker =
   | { type: 'ready' }
   | { type: 'result'; id: number; prob: Float32Array; hn: Float32Array; cn: Float32Array }
@@ -22,11 +27,25 @@ const session = await ort.InferenceSession.create(modelPath, {
 });
 const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(rate)]), []);
 const post = (msg: FromVadWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
+/** The fault tests armed (honoured only with EVA_TEST_FAULTS=1: production never hangs on request). */
+const faultsAllowed = process.env.EVA_TEST_FAULTS === '1';
+let armed: VadFault | null = null;
 
 port.on('message', (msg: ToVadWorker) => {
   if (msg.type === 'close') {
     void session.release().finally(() => port.close());
     return;
+  }
+  if (msg.type === 'debug') {
+    if (faultsAllowed) armed = msg.fault;
+    return;
+  }
+  if (armed) {
+    const fault = armed;
+    armed = null;
+    if (fault === 'exit') process.exit(1);
+    // Blocks this thread as stuck native code would (bounded: 60 s); worker.terminate() ends the wait.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
   }
   const B = msg.batch;
   session

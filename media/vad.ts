@@ -6,7 +6,8 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import type { FromVadWorker, ToVadWorker } from './vad-worker.js';
+import { WorkerSupervisor, type WorkerError } from './supervisor.js';
+import type { FromVadWorker, ToVadWorker, VadFault } from './vad-worker.js';
 import { workerScript } from './worker-entry.js';
 
 /** v4 accepts 512, 1024 or 1536 samples at 16 kHz; 512 (32 ms) reacts fastest. */
@@ -23,6 +24,20 @@ export function sileroModelPath(): string {
 /** Called with each window's speech probability; `endSample` counts 16 kHz samples pushed so far. */
 export type ProbListener = (prob: number, endSample: number) => void;
 
+export interface VadStreamOptions {
+  /**
+   * Called when the engine lost this stream's model state (its worker crashed or hung and was replaced): the
+   * probabilities before and after do not belong to one run of the model, so a turn in progress is void.
+   * The owner should reset what it built on them (its turn detector, a barge-in hold).
+   */
+  onReset?: () => void;
+}
+
+/** Why the engine reset every stream. */
+export interface VadResetEvent {
+  cause: Error;
+}
+
 export class VadStream {
   readonly h = new Float32Array(STATE);
   readonly c = new Float32Array(STATE);
@@ -36,6 +51,7 @@ export class VadStream {
   constructor(
     private readonly engine: VadEngine,
     readonly onProb: ProbListener,
+    readonly opts: VadStreamOptions = {},
   ) {}
 
   /** Feed 16 kHz mono PCM of any length. */
@@ -106,76 +122,51 @@ class MainThreadRunner implements VadRunner {
 }
 
 /**
+ * Per-batch deadline in the worker. Measured here (one ORT thread, 2-core box): a batch of 1 window takes
+ * ~0.3 ms, 50 streams ~5 ms, 100 ~9 ms, 200 ~18 ms (max 24 ms). 500 ms is ~20x the largest, so a busy machine
+ * does not trip it, and short enough that a hung worker is replaced (100 ms backoff + ~70–110 ms from spawn to
+ * ready) and calls hear their VAD again within ~1 s: measured from a JS build, 20 streams got probabilities
+ * again ~0.2 s after a crash and ~0.8 s after a hang (under tap the worker first compiles its TS: +~1.1 s).
+ */
+export const VAD_BATCH_TIMEOUT_MS = 500;
+
+/**
  * The session in a worker thread (vad-worker.ts), so inference never blocks RTP, the pacer or the signaling.
- * A worker that dies fails the batches in flight and is started again for the next one.
+ * The supervisor replaces a worker that crashes or hangs; the engine then resets every stream (see VadEngine).
  */
 class WorkerRunner implements VadRunner {
-  private worker: Worker | null = null;
-  private starting: Promise<Worker> | null = null;
-  private readonly pending = new Map<number, { resolve: (o: VadOutput) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
-  private closed = false;
+  readonly supervisor: WorkerSupervisor<FromVadWorker>;
 
-  constructor(
-    private readonly modelPath: string,
-    private readonly entry: { url: URL; execArgv?: string[] },
-  ) {}
-
-  start(): Promise<Worker> {
-    if (this.worker) return Promise.resolve(this.worker);
-    this.starting ??= new Promise<Worker>((resolve, reject) => {
-      const w = new Worker(this.entry.url, { workerData: { modelPath: this.modelPath, rate: VAD_RATE }, execArgv: this.entry.execArgv });
-      let ready = false;
-      w.on('message', (m: FromVadWorker) => {
-        if (m.type === 'ready') {
-          ready = true;
-          this.worker = w;
-          this.starting = null;
-          resolve(w);
-        } else if (m.type === 'result') {
-          const p = this.pending.get(m.id);
-          this.pending.delete(m.id);
-          p?.resolve({ prob: m.prob, hn: m.hn, cn: m.cn });
-        } else {
-          const p = this.pending.get(m.id);
-          this.pending.delete(m.id);
-          p?.reject(new Error(m.message));
-        }
-      });
-      const died = (err: Error) => {
-        if (this.worker === w) this.worker = null;
-        this.starting = null;
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-        if (!ready) reject(err);
-      };
-      w.on('error', (err) => died(err));
-      w.on('exit', (code) => {
-        if (!this.closed) died(new Error(`VAD worker exited (code ${code})`));
-      });
-    });
-    return this.starting;
-  }
-
-  async run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
-    const w = await this.start();
-    const id = this.nextId++;
-    return new Promise<VadOutput>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const msg: ToVadWorker = { type: 'run', id, batch, input, h, c };
-      w.postMessage(msg, [input.buffer, h.buffer, c.buffer] as ArrayBuffer[]);
+  constructor(modelPath: string, entry: { url: URL; execArgv?: string[] }) {
+    this.supervisor = new WorkerSupervisor<FromVadWorker>({
+      name: 'vad',
+      spawn: () => new Worker(entry.url, { workerData: { modelPath, rate: VAD_RATE }, execArgv: entry.execArgv }),
+      isReady: (m) => m.type === 'ready',
+      jobId: (m) => (m.type === 'ready' ? undefined : m.id),
+      jobTimeoutMs: VAD_BATCH_TIMEOUT_MS,
+      // The engine runs one batch at a time; a few waiting is already a stalled worker.
+      maxQueue: 4,
+      closeMessage: { type: 'close' } satisfies ToVadWorker,
     });
   }
 
-  async release(): Promise<void> {
-    this.closed = true;
-    const w = this.worker ?? (this.starting ? await this.starting.catch(() => null) : null);
-    if (!w) return;
-    const exited = new Promise<void>((r) => w.once('exit', () => r()));
-    w.postMessage({ type: 'close' } satisfies ToVadWorker);
-    const timer = setTimeout(() => void w.terminate(), 2000);
-    await exited;
-    clearTimeout(timer);
+  start(): Promise<void> {
+    return this.supervisor.start();
+  }
+
+  run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
+    return this.supervisor.submit<VadOutput>({
+      post: (w, id) => w.postMessage({ type: 'run', id, batch, input, h, c } satisfies ToVadWorker, [input.buffer, h.buffer, c.buffer] as ArrayBuffer[]),
+      onMessage: (m) => {
+        if (m.type === 'result') return { result: { prob: m.prob, hn: m.hn, cn: m.cn } };
+        if (m.type === 'error') throw new Error(m.message);
+        return undefined;
+      },
+    });
+  }
+
+  release(): Promise<void> {
+    return this.supervisor.close();
   }
 }
 
@@ -186,6 +177,8 @@ export interface VadEngineOptions {
 
 export class VadEngine {
   private ready = new Set<VadStream>();
+  private readonly streams = new Set<VadStream>();
+  private readonly resetListeners: ((e: VadResetEvent) => void)[] = [];
   private running = false;
   private scheduled = false;
   private closed = false;
@@ -193,7 +186,13 @@ export class VadEngine {
   windows = 0;
   batches = 0;
 
-  private constructor(private readonly runner: VadRunner) {}
+  private constructor(private readonly runner: VadRunner) {
+    if (runner instanceof WorkerRunner) {
+      runner.supervisor.on('down', ({ cause, ready }) => {
+        if (ready) this.resetAll(cause);
+      });
+    }
+  }
 
   static async create(modelPath = sileroModelPath(), opts: VadEngineOptions = {}): Promise<VadEngine> {
     const entry = opts.thread === 'main' ? null : workerScript(import.meta.url, 'vad-worker');
@@ -205,9 +204,59 @@ export class VadEngine {
     return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(modelPath, SESSION_OPTIONS)));
   }
 
-  createStream(onProb: ProbListener): VadStream {
+  createStream(onProb: ProbListener, opts: VadStreamOptions = {}): VadStream {
     if (this.closed) throw new Error('VadEngine is closed');
-    return new VadStream(this, onProb);
+    const s = new VadStream(this, onProb, opts);
+    this.streams.add(s);
+    return s;
+  }
+
+  /** Told whenever the worker failed and every stream was reset (for logs and metrics). Returns an unsubscribe. */
+  onReset(fn: (e: VadResetEvent) => void): () => void {
+    this.resetListeners.push(fn);
+    return () => {
+      const i = this.resetListeners.indexOf(fn);
+      if (i >= 0) this.resetListeners.splice(i, 1);
+    };
+  }
+
+  /** Worker replacements so far (0 on the main thread). */
+  get restarts(): number {
+    return this.runner instanceof WorkerRunner ? this.runner.supervisor.restarts : 0;
+  }
+
+  /**
+   * @internal Fault injection for tests: the worker hangs or exits at its next batch. The worker honours it only
+   * when started with EVA_TEST_FAULTS=1 in its environment. Returns false when there is no worker to tell.
+   */
+  debugFault(fault: VadFault): boolean {
+    return this.runner instanceof WorkerRunner && this.runner.supervisor.post({ type: 'debug', fault } satisfies ToVadWorker);
+  }
+
+  /** @internal the worker thread now serving, for fault-injection tests. */
+  get worker(): Worker | null {
+    return this.runner instanceof WorkerRunner ? this.runner.supervisor.worker : null;
+  }
+
+  /** The model state of every stream is gone with the worker: start each afresh and tell its owner. */
+  private resetAll(cause: WorkerError): void {
+    process.emitWarning(`VAD streams reset: ${cause.message}`);
+    for (const s of this.streams) {
+      if (s.closed) continue;
+      s.reset();
+      try {
+        s.opts.onReset?.();
+      } catch (err) {
+        process.emitWarning(`VAD reset listener threw: ${(err as Error).message}`);
+      }
+    }
+    for (const fn of [...this.resetListeners]) {
+      try {
+        fn({ cause });
+      } catch (err) {
+        process.emitWarning(`VAD reset listener threw: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** @internal a stream has a window ready. */
@@ -222,6 +271,7 @@ export class VadEngine {
   /** @internal */
   forget(stream: VadStream): void {
     this.ready.delete(stream);
+    this.streams.delete(stream);
   }
 
   private async drain(): Promise<void> {
@@ -289,6 +339,7 @@ export class VadEngine {
     if (this.closed) return;
     this.closed = true;
     this.ready.clear();
+    this.streams.clear();
     await this.runner.release();
   }
 }

@@ -17,6 +17,11 @@ export type ErrorCode =
   | 'provider_timeout'
   | 'provider_unavailable'
   | 'no_stt'
+  /** The embedded TTS has too many requests waiting (a bounded queue): try again or use another engine. */
+  | 'tts_busy'
+  | 'forbidden_origin'
+  | 'forbidden_host'
+  | 'unauthorized'
   | 'internal';
 
 export class EvaError extends Error {
@@ -32,16 +37,19 @@ export class EvaError extends Error {
   }
 }
 
-/** Provider failures: `provider` names the adapter; `retryable` tells the fallback chain whether to try again. */
+/**
+ * Provider failures: `provider` names the adapter; `retryable` tells the fallback chain whether to try again.
+ * HTTP status by default: 504 for provider_timeout (a provider that stalled), 502 for the others.
+ */
 export class ProviderError extends EvaError {
   readonly provider: string;
   constructor(
     provider: string,
-    code: 'provider_error' | 'provider_timeout' | 'provider_unavailable',
+    code: 'provider_error' | 'provider_timeout' | 'provider_unavailable' | 'tts_busy',
     message: string,
     opts: { retryable?: boolean; status?: number; cause?: unknown } = {},
   ) {
-    super(code, `${provider}: ${message}`, { status: 502, ...opts });
+    super(code, `${provider}: ${message}`, { status: code === 'provider_timeout' ? 504 : 502, ...opts });
     this.name = 'ProviderError';
     this.provider = provider;
   }

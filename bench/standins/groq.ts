@@ -11,6 +11,7 @@ import {
   defaultReply,
   pace,
   sendCut,
+  stallUntilClosed,
   startCore,
   tokenize,
   waitUntil,
@@ -115,7 +116,7 @@ export async function start(opts: GroqStandinOptions = {}): Promise<GroqStandin>
         ...extra,
       })}\n\n`;
     // The real API sends its headers only with the first chunk, after the time to first token.
-    const cutAfter = ctx.cut ? Math.max(1, tokens.length >> 1) : Infinity;
+    const cutAfter = ctx.cut || ctx.stall ? Math.max(1, tokens.length >> 1) : Infinity;
     let sent = 0;
     for await (const batch of pace(tokens, t0, ctx.profile, signal)) {
       if (!res.headersSent) {
@@ -128,8 +129,14 @@ export async function start(opts: GroqStandinOptions = {}): Promise<GroqStandin>
         if (sent >= cutAfter) break;
         out += chunk({ content: tok }, null);
         sent++;
+        // Mode 'malformed': after the first token, an event whose JSON breaks off.
+        if (ctx.malformed && sent === 1) out += 'data: {"id":"chatcmpl-broken","choices":[{"delta":{"content":\n\n';
       }
       if (sent >= cutAfter) {
+        if (ctx.stall) {
+          res.write(out);
+          return stallUntilClosed(signal);
+        }
         // Let the tokens reach the client before the connection drops.
         res.write(out, () => res.destroy());
         return;
@@ -169,6 +176,19 @@ export async function start(opts: GroqStandinOptions = {}): Promise<GroqStandin>
         ? opts.transcript({ durationMs, bytes: audio.length, fields })
         : (opts.transcript ?? DEFAULT_TRANSCRIPT);
     await waitUntil(ctx.t0, ctx.profile.sttMs, ctx.signal);
+    if (ctx.stall) {
+      ctx.rec.status = 200;
+      ctx.res.writeHead(200, { 'content-type': 'application/json' });
+      ctx.res.write('{"text": "');
+      return stallUntilClosed(ctx.signal);
+    }
+    if (ctx.malformed) {
+      ctx.rec.status = 200;
+      const broken = '{"text": "Hello, this is';
+      ctx.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(broken) });
+      ctx.res.end(broken);
+      return;
+    }
     const format = fields.response_format ?? 'json';
     let body: string;
     let type = 'application/json';
@@ -211,7 +231,8 @@ export async function start(opts: GroqStandinOptions = {}): Promise<GroqStandin>
     const { res, signal } = ctx;
     ctx.rec.status = 200;
     res.writeHead(200, { 'content-type': format === 'wav' ? 'audio/wav' : 'audio/pcm', 'transfer-encoding': 'chunked' });
-    if (format === 'wav') res.write(wavHeader(pcm.length, rate));
+    // Mode 'malformed': what comes is not a WAV file.
+    if (format === 'wav') res.write(ctx.malformed ? Buffer.from('<html><body>502 Bad Gateway</body></html>'.padEnd(44, ' ')) : wavHeader(pcm.length, rate));
     // 100 ms pieces; after the first, paced at ttsSpeed × real time (unlimited by default).
     const piece = Math.round(rate * 0.1) * 2;
     const speed = ctx.profile.ttsSpeed ?? Infinity;
@@ -226,6 +247,8 @@ export async function start(opts: GroqStandinOptions = {}): Promise<GroqStandin>
       // A cut lets the bytes reach the client before the connection drops.
       if (last && ctx.cut) res.write(bytes, () => res.destroy());
       else res.write(bytes);
+      // Mode 'stall': the first 100 ms of audio, then silence on an open connection.
+      if (ctx.stall) return stallUntilClosed(signal);
     }
     if (!ctx.cut) res.end();
   }

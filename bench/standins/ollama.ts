@@ -8,6 +8,7 @@ import {
   defaultReply,
   pace,
   sendCut,
+  stallUntilClosed,
   startCore,
   tokenize,
   waitUntil,
@@ -102,7 +103,7 @@ export async function start(opts: OllamaStandinOptions = {}): Promise<OllamaStan
       ctx.rec.status = 200;
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     };
-    const cutAfter = ctx.cut ? Math.max(1, tokens.length >> 1) : Infinity;
+    const cutAfter = ctx.cut || ctx.stall ? Math.max(1, tokens.length >> 1) : Infinity;
     let sent = 0;
     for await (const batch of pace(tokens, t0, ctx.profile, signal)) {
       head();
@@ -111,6 +112,15 @@ export async function start(opts: OllamaStandinOptions = {}): Promise<OllamaStan
         if (sent >= cutAfter) break;
         out += JSON.stringify({ ...base(), ...wrap(tok), done: false }) + '\n';
         sent++;
+        // Mode 'malformed': after the first token, a line that is not JSON, and the stream ends without `done`.
+        if (ctx.malformed && sent === 1) {
+          res.end(out + '{"model":"broken","message":{"content":\n');
+          return;
+        }
+      }
+      if (sent >= cutAfter && ctx.stall) {
+        res.write(out);
+        return stallUntilClosed(signal);
       }
       if (sent >= cutAfter) {
         // Let the lines reach the client before the connection drops.

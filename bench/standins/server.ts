@@ -6,10 +6,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toProfile, type LatencyProfile } from './profile.js';
 
-export type FailMode = 'http500' | 'http429' | 'http400' | 'cut' | 'hang';
+export type FailMode = 'http500' | 'http429' | 'http400' | 'cut' | 'hang' | 'stall' | 'malformed';
 
 export interface FailSpec {
-  /** http500/http429/http400: an error reply; cut: part of the reply then a destroyed socket; hang: no reply at all. */
+  /**
+   * http500/http429/http400: an error reply; cut: part of the reply then a destroyed socket; hang: no reply at
+   * all; stall: part of the reply (at least the first token or chunk), then nothing more on an open connection
+   * until the client leaves; malformed: a reply whose stream or body does not parse (a broken SSE/NDJSON event,
+   * invalid JSON, audio that is not WAV).
+   */
   mode: FailMode;
   /** How many requests fail before the stand-in recovers by itself; unset = until `setFail(null)`. */
   count?: number;
@@ -57,6 +62,10 @@ export interface RequestContext {
   profile: LatencyProfile;
   /** True when this request must be cut part-way (failure injection, mode 'cut'). */
   cut: boolean;
+  /** Mode 'stall': send part of the reply, then `stallUntilClosed`. */
+  stall: boolean;
+  /** Mode 'malformed': send a reply that does not parse. */
+  malformed: boolean;
 }
 
 export interface StandinHandle {
@@ -170,6 +179,8 @@ export async function startCore(opts: CoreOptions, routes: Routes): Promise<Stan
       }
 
       let cut = false;
+      let stall = false;
+      let malformed = false;
       if (fail && (fail.match === undefined || rec.path.includes(fail.match))) {
         const mode = fail.mode;
         if (fail.count !== undefined && --fail.count <= 0) fail = null;
@@ -186,9 +197,15 @@ export async function startCore(opts: CoreOptions, routes: Routes): Promise<Stan
           case 'cut':
             cut = true;
             break;
+          case 'stall':
+            stall = true;
+            break;
+          case 'malformed':
+            malformed = true;
+            break;
         }
       }
-      await routes.handle({ req, res, rec, t0, raw, form, signal, profile, cut });
+      await routes.handle({ req, res, rec, t0, raw, form, signal, profile, cut, stall, malformed });
     } catch (err) {
       if (signal.aborted || res.destroyed) return;
       if (err instanceof HttpError) return sendError(err.status, err.message, err.kind);
@@ -288,6 +305,15 @@ export async function* pace(tokens: readonly string[], t0: number, p: LatencyPro
       await waitUntil(t0 + p.ttftMs, i * interval, signal);
     }
   }
+}
+
+/**
+ * Failure mode 'stall': keep the connection open with nothing more to say until the client leaves or the
+ * stand-in closes (both abort `signal`), as a provider does whose generation stopped behind a live socket.
+ */
+export async function stallUntilClosed(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return;
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** Write `body` with `status`, but only its first half, then destroy the socket (failure mode 'cut'). */

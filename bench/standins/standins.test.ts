@@ -296,3 +296,47 @@ t.test('request bodies over the cap are refused with 413', async (t) => {
   });
   t.equal(res.status, 413);
 });
+
+t.test('stall sends the first half of the tokens and then nothing, on an open connection, until the client leaves', async (t) => {
+  const { s, client } = await groqStandin(t, { reply: () => 'a b c d e f g h' });
+  s.setFail({ mode: 'stall', count: 1 });
+  const ac = new AbortController();
+  const got: string[] = [];
+  const st = await client.chat.completions.create({ model: MODEL, messages: user('x'), stream: true }, { signal: ac.signal });
+  const reading = (async () => {
+    for await (const c of st) {
+      const d = c.choices[0]?.delta?.content;
+      if (d) got.push(d);
+    }
+  })();
+  for (let i = 0; i < 100 && got.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(got.join(''), 'a b c d', 'half the reply, then silence');
+  t.equal(s.requests.at(-1)!.outcome, 'pending', 'the connection stays open');
+  ac.abort();
+  await reading.catch(() => undefined);
+  t.equal(await s.requests.at(-1)!.settled, 'aborted', 'until the client leaves');
+});
+
+t.test('malformed breaks the stream: groq-sdk throws on the broken SSE event, the ollama client on a stream without done', async (t) => {
+  const { s, client } = await groqStandin(t, { reply: () => 'a b c d' });
+  s.setFail({ mode: 'malformed', count: 1 });
+  const ask = async (): Promise<string> => {
+    let out = '';
+    for await (const c of await client.chat.completions.create({ model: MODEL, messages: user('x'), stream: true })) out += c.choices[0]?.delta?.content ?? '';
+    return out;
+  };
+  await t.rejects(ask(), /JSON/);
+  t.equal(await ask(), 'a b c d', 'the next request is whole');
+
+  const o = await ollamaStandin(t, { reply: () => 'a b c d' });
+  o.s.setFail({ mode: 'malformed', count: 1 });
+  const parts: string[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const p of await o.client.chat({ model: 'llama3.2', messages: user('x'), stream: true })) parts.push(p.message.content);
+    })(),
+    /did not receive done/i,
+  );
+  t.same(parts, ['a'], 'one token came before the broken line');
+});

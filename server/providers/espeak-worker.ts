@@ -24,7 +24,12 @@ export interface WorkerVoice {
 
 export type ToWorker =
   | { type: 'synth'; id: number; text: string; voice: string; rate: number; pitch: number }
-  | { type: 'voices'; id: number };
+  | { type: 'voices'; id: number }
+  /**
+   * Fault injection for tests: the next synthesis hangs this thread (60 s) or exits it after `afterChunks` chunks
+   * of audio. Ignored unless the worker was started with EVA_TEST_FAULTS=1.
+   */
+  | { type: 'debug'; fault: 'hang' | 'exit'; afterChunks: number };
 
 export type FromWorker =
   | { type: 'ready'; sampleRate: number; loadMs: number; warmupMs: number }
@@ -101,6 +106,18 @@ let engine: EspeakEngine | null = null;
 let voiceList: EspeakVoiceInfo[] = [];
 let current = { voice: '', rate: -1, pitch: -1 };
 const inbox: ToWorker[] = [];
+const faultsAllowed = process.env.EVA_TEST_FAULTS === '1';
+/** The fault a test armed for the next synthesis (see ToWorker 'debug'). */
+let armed: { fault: 'hang' | 'exit'; afterChunks: number } | null = null;
+
+function injectFault(chunks: number): void {
+  if (!armed || chunks < armed.afterChunks) return;
+  const { fault } = armed;
+  armed = null;
+  if (fault === 'exit') process.exit(1);
+  // Blocks the thread as a stuck synthesis would (bounded: 60 s); worker.terminate() ends the wait.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
+}
 
 function post(msg: FromWorker): void {
   port!.postMessage(msg);
@@ -157,11 +174,13 @@ function synth(e: EspeakEngine, msg: Extract<ToWorker, { type: 'synth' }>, send:
     const offsets = codePointOffsets(text);
     const last = offsets.length - 1;
     let lastStart = -1;
+    let chunks = 0;
     e.synthesize(text, (samples, events) => {
       if (Atomics.load(abortFlag, 0) === id) {
         aborted = true;
         return true;
       }
+      if (armed && id >= 0) injectFault(chunks++);
       const words: WorkerWord[] = [];
       for (const ev of events) {
         if (ev.type !== 'word' || ev.text_position < 1) continue;
@@ -187,6 +206,9 @@ function handle(e: EspeakEngine, msg: ToWorker): void {
       } catch (err) {
         post({ type: 'error', id: msg.id, message: (err as Error).message ?? String(err) });
       }
+      return;
+    case 'debug':
+      if (faultsAllowed) armed = { fault: msg.fault, afterChunks: msg.afterChunks };
       return;
     case 'voices':
       post({

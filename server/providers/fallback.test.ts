@@ -236,3 +236,98 @@ t.test('TTS chain: a failing speech server hands the sentence to the next, which
   const speech = working.requests.find((r) => r.path.endsWith('/audio/speech'))!.body as { voice?: string };
   t.not(speech.voice, 'Fritz-PlayAI', 'the first engine\'s voice is not sent to the second');
 });
+
+/** An LLM that yields `tokens` with the given gaps (ms) before each, then ends; it honours the abort. */
+function scripted(name: string, steps: { gapMs: number; token: string }[]) {
+  let aborted = 0;
+  return {
+    get aborted() {
+      return aborted;
+    },
+    llm: {
+      name,
+      async *stream(_m: readonly ChatMessage[], { signal }: { signal: AbortSignal }) {
+        for (const s of steps) {
+          await new Promise<void>((resolve, reject) => {
+            const onAbort = (): void => {
+              clearTimeout(timer);
+              aborted++;
+              reject(signal.reason);
+            };
+            const timer = setTimeout(() => {
+              signal.removeEventListener('abort', onAbort);
+              resolve();
+            }, s.gapMs);
+            signal.addEventListener('abort', onAbort, { once: true });
+          });
+          yield s.token;
+        }
+      },
+      health: async () => ({ ok: true }),
+    },
+  };
+}
+
+t.test('a stream that stalls after its first token ends with provider_timeout after the idle deadline, and is aborted', async (t) => {
+  const p = scripted('slowpoke', [
+    { gapMs: 0, token: 'One' },
+    { gapMs: 10, token: ' two' },
+    { gapMs: 60_000, token: ' never' },
+  ]);
+  const llm = new FallbackLlm([p.llm], { firstTokenMs: 1000, idleMs: 150 });
+  const got: string[] = [];
+  const t0 = performance.now();
+  const err = await (async () => {
+    for await (const d of llm.stream(MSGS, { signal: new AbortController().signal })) got.push(d);
+  })().then(() => null, (e: unknown) => e);
+  const ms = performance.now() - t0;
+  t.same(got, ['One', ' two'], 'what came before the stall was given');
+  t.match(err, { name: 'ProviderError', code: 'provider_timeout', status: 504, message: /slowpoke: stream stalled: nothing more for 150 ms/ });
+  t.ok(ms < 3000, `ended after ${ms.toFixed(0)} ms`);
+  t.equal(p.aborted, 1, "the stalled provider's request was aborted");
+  t.equal(llm.breaker('slowpoke')!.consecutiveFailures, 1, 'a stall counts as a failure');
+});
+
+t.test("the consumer's own pace does not count towards the idle deadline", async (t) => {
+  const p = scripted('steady', [
+    { gapMs: 0, token: 'a' },
+    { gapMs: 0, token: 'b' },
+    { gapMs: 0, token: 'c' },
+  ]);
+  const llm = new FallbackLlm([p.llm], { idleMs: 100 });
+  let out = '';
+  for await (const d of llm.stream(MSGS, { signal: new AbortController().signal })) {
+    out += d;
+    await new Promise((r) => setTimeout(r, 300)); // 3x the idle deadline between pulls
+  }
+  t.equal(out, 'abc');
+});
+
+t.test('a chain where every provider timed out fails with provider_timeout (504), not provider_unavailable', async (t) => {
+  const a = scripted('a', [{ gapMs: 60_000, token: 'x' }]);
+  const b = scripted('b', [{ gapMs: 60_000, token: 'x' }]);
+  const llm = new FallbackLlm([a.llm, b.llm], { firstTokenMs: 50 });
+  const err = await (async () => {
+    for await (const d of llm.stream(MSGS, { signal: new AbortController().signal })) void d;
+  })().then(() => null, (e: unknown) => e);
+  t.match(err, { name: 'ProviderError', code: 'provider_timeout', status: 504, message: /every LLM provider failed: a: no first token within 50 ms; b: no first token/ });
+});
+
+t.test('a TTS chain of one gives its stream the idle deadline too', async (t) => {
+  const tts = {
+    name: 'drip',
+    async *synthesize(_text: string, { signal }: { signal: AbortSignal }) {
+      yield { type: 'audio' as const, samples: new Int16Array(160), sampleRate: 16000 };
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    },
+    voices: async () => [],
+    health: async () => ({ ok: true }),
+  };
+  const chain = new FallbackTts([tts], { idleMs: 100 });
+  let chunks = 0;
+  const err = await (async () => {
+    for await (const c of chain.synthesize('Hello.', { signal: new AbortController().signal })) void (c && chunks++);
+  })().then(() => null, (e: unknown) => e);
+  t.equal(chunks, 1);
+  t.match(err, { code: 'provider_timeout', message: /drip: stream stalled/ });
+});

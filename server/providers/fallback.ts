@@ -1,7 +1,8 @@
 // Fallback chains over providers of one stage. The LLM chain gives each provider a deadline for its FIRST token
 // and moves on when it misses it or fails; once a token has been yielded the answer is committed to that provider
-// (switching mid-sentence would speak two half answers). A circuit breaker per provider skips one that keeps
-// failing, so a dead Groq costs one deadline per cool-down, not one per turn.
+// (switching mid-sentence would speak two half answers), and a stream that then stalls for `idleMs` ends with
+// provider_timeout. A circuit breaker per provider skips one that keeps failing, so a dead Groq costs one
+// deadline per cool-down, not one per turn.
 import { ProviderError } from '../errors.js';
 import { abortError, throwIfAborted } from './http-util.js';
 import type { ChatMessage, LlmOptions, LlmProvider, ProviderHealth, SttOptions, SttProvider, SttResult, TtsChunk, TtsOptions, TtsProvider, Voice } from './types.js';
@@ -75,11 +76,25 @@ export class CircuitBreaker {
   }
 }
 
+/**
+ * Default longest gap between two items of a stream once it has started (LLM tokens, TTS audio), ms. A stalled
+ * stream is a connection the provider keeps open but stops writing to: nothing else ends it. Groq streams ~500
+ * tokens/s and a slow local model ~20 (50 ms apart); network TTS sends ~100 ms of audio per chunk in real time.
+ * 5 s is 100x the slowest healthy gap, and still ends a stalled turn before the person gives up on it.
+ * EVA_STREAM_IDLE_MS overrides it.
+ */
+export const STREAM_IDLE_MS = 5000;
+
 export interface FallbackOptions extends BreakerOptions {
   /** Called when a request moves on from `from` to `to` because of `error` (a failure, a timeout, an open circuit). */
   onFallback?: (from: string, to: string, error: Error) => void;
   /** Chain name in errors. Default: the providers' names joined by ','. */
   name?: string;
+  /**
+   * Streams (LLM, TTS): the longest wait for the next item after the first, ms (the time the consumer takes
+   * between items does not count). A stall ends the stream with provider_timeout. Default STREAM_IDLE_MS.
+   */
+  idleMs?: number;
 }
 
 export interface FallbackLlmOptions extends FallbackOptions {
@@ -112,8 +127,16 @@ function circuitOpen(name: string, b: CircuitBreaker): ProviderError {
   return new ProviderError(name, 'provider_unavailable', `skipped: circuit open after ${b.consecutiveFailures} consecutive failures`, { retryable: true });
 }
 
+/**
+ * The chain's final error. Its code is the providers' own when they all failed the same way with a code the
+ * caller acts on (every one timed out: provider_timeout, HTTP 504; every one busy: tts_busy), else
+ * provider_unavailable.
+ */
 function allFailed(chain: string, stage: string, reasons: string[], errors: Error[]): ProviderError {
-  return new ProviderError(chain, 'provider_unavailable', `every ${stage} provider failed: ${reasons.join('; ')}`, {
+  const codes = new Set(errors.map((e) => (e instanceof ProviderError ? e.code : 'provider_error')));
+  const only = codes.size === 1 ? [...codes][0] : undefined;
+  const code = only === 'provider_timeout' || only === 'tts_busy' ? only : 'provider_unavailable';
+  return new ProviderError(chain, code, `every ${stage} provider failed: ${reasons.join('; ')}`, {
     retryable: errors.some((e) => !(e instanceof ProviderError) || e.retryable),
     cause: errors[errors.length - 1],
   });
@@ -141,7 +164,8 @@ interface StreamChain<P extends { name: string }> {
 /**
  * The streaming chains' walk (LLM tokens, TTS audio): each provider in order, skipping open circuits, gets
  * `deadlineMs` to produce its first item; the first one that does keeps the request to the end (a stream is not
- * switched mid-way). `open(p, i, signal)` starts provider i's stream.
+ * switched mid-way), and from then on each next item must come within `opts.idleMs`, or the stream ends with
+ * provider_timeout. `open(p, i, signal)` starts provider i's stream.
  */
 async function* streamFirstThatAnswers<P extends { name: string }, T>(
   chain: StreamChain<P>,
@@ -207,6 +231,8 @@ async function* streamFirstThatAnswers<P extends { name: string }, T>(
     chain.lastProvider = p.name;
     onProvider?.(p.name);
     let complete = false;
+    const idleMs = chain.opts.idleMs ?? STREAM_IDLE_MS;
+    const idle = idleWatch(idleMs, () => new ProviderError(p.name, 'provider_timeout', `stream stalled: nothing more for ${idleMs} ms`, { retryable: true }));
     try {
       if (first.done) {
         complete = true;
@@ -214,7 +240,7 @@ async function* streamFirstThatAnswers<P extends { name: string }, T>(
       }
       yield first.value;
       for (;;) {
-        const r = await it!.next();
+        const r = await idle.next(it!);
         if (r.done) break;
         yield r.value;
       }
@@ -224,14 +250,55 @@ async function* streamFirstThatAnswers<P extends { name: string }, T>(
       b.failure();
       throw e;
     } finally {
+      idle.stop();
       if (!complete) {
         attempt.abort();
-        await it?.return?.();
+        // A stalled iterator may never settle its pending next(): do not wait on it after an idle timeout.
+        if (!idle.fired) await it?.return?.();
+        else void it?.return?.()?.catch(() => undefined);
       }
     }
     return;
   }
   throw allFailed(chain.name, stage, reasons, errors);
+}
+
+/**
+ * The idle deadline of one stream: each `next(it)` gets `ms` to settle, or rejects with `stalled()`. One timer
+ * per stream, re-armed per item (timer.refresh), so a token-rate stream costs no timer churn.
+ */
+function idleWatch(ms: number, stalled: () => Error): { next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>>; stop(): void; readonly fired: boolean } {
+  let reject: ((e: Error) => void) | null = null;
+  let fired = false;
+  const timer = setTimeout(() => {
+    fired = true;
+    reject?.(stalled());
+  }, ms);
+  return {
+    next<T>(it: AsyncIterator<T>): Promise<IteratorResult<T>> {
+      return new Promise<IteratorResult<T>>((resolve, rej) => {
+        reject = rej;
+        timer.refresh();
+        it.next().then(
+          (r) => {
+            reject = null;
+            resolve(r);
+          },
+          (e: unknown) => {
+            reject = null;
+            rej(e);
+          },
+        );
+      });
+    },
+    stop() {
+      clearTimeout(timer);
+      reject = null;
+    },
+    get fired() {
+      return fired;
+    },
+  };
 }
 
 export class FallbackLlm implements LlmProvider {

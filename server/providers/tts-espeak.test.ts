@@ -157,7 +157,7 @@ t.test('a dead worker fails the synthesis in flight with a ProviderError; the ne
   // ~40 sentences take the worker a few hundred ms: it is still synthesizing when it is killed.
   const long = Array.from({ length: 40 }, (_, i) => `This is sentence number ${i + 1}, cut off when its worker dies.`).join(' ');
   const it = tts.synthesize(long, { signal: signal() });
-  const worker = (tts as unknown as { w: { worker: { terminate(): Promise<number> } } }).w.worker;
+  const worker = tts.worker!;
   await t.rejects(
     (async () => {
       for await (const c of it) if (c.type === 'audio') await worker.terminate();

@@ -3,11 +3,14 @@
 // blocks it ~6 ms, first audio after ~1 ms; cold, 50–440 ms): requests queue here and go to the worker one at
 // a time, in order; audio streams back as it is made (22050 Hz, ~100 ms per chunk) with word timings.
 // An abort stops the running synthesis at its next callback (≈ every 100 ms of audio, < 1 ms of CPU) and
-// ends the iterable at once; a queued request is just dropped. If the worker dies, the synthesis in flight
-// throws a ProviderError and the next request starts a new worker.
+// ends the iterable at once; a queued request is just dropped. The worker is supervised (media/supervisor.ts): a
+// synthesis that makes no progress for ESPEAK_JOB_TIMEOUT_MS fails with provider_timeout and the hung worker is
+// replaced; a worker that dies fails the synthesis in flight with provider_unavailable and is replaced; queued
+// requests go on with the new worker. More than ESPEAK_MAX_QUEUE waiting get `tts_busy`.
 import { fileURLToPath } from 'node:url';
 import { workerScript } from '../../media/worker-entry.js';
 import { Worker } from 'node:worker_threads';
+import { WorkerError, WorkerSupervisor } from '../../media/supervisor.js';
 import { ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProviderHealth, TtsChunk, TtsOptions, TtsProvider, Voice } from './types.js';
@@ -26,6 +29,10 @@ export interface EspeakConfig {
   /** Base pitch, 0–100 (default 50). */
   pitch?: number;
   log?: Logger;
+  /** Requests that may wait for the worker. Default ESPEAK_MAX_QUEUE. */
+  maxQueue?: number;
+  /** Per-synthesis progress deadline, ms. Default ESPEAK_JOB_TIMEOUT_MS. */
+  jobTimeoutMs?: number;
 }
 
 export interface EspeakTtsOptions extends TtsOptions {
@@ -39,22 +46,36 @@ function workerEntry(): { url: URL; execArgv?: string[] } {
   return entry;
 }
 
+/**
+ * Longest wait for the next message of a synthesis in flight before the worker counts as hung, ms. A warm
+ * sentence gives its first audio after ~1 ms and then one chunk per ~100 ms of speech (< 1 ms of CPU each); a
+ * cold one takes 50–440 ms. 2 s is ~4x the slowest seen, and inside the TTS chain's 3 s first-audio deadline.
+ */
+export const ESPEAK_JOB_TIMEOUT_MS = 2000;
+/**
+ * Requests that may wait for the worker; one more gets `tts_busy`. A sentence takes ~6 ms warm, so 128 waiting
+ * is ~0.8 s of work: a call behind more than that is better told at once (a fallback engine, or an error).
+ */
+export const ESPEAK_MAX_QUEUE = 128;
+
+/** Test-only faults, honoured by the worker only with EVA_TEST_FAULTS=1 (see espeak-worker.ts). */
+export type EspeakFault = Extract<ToWorker, { type: 'debug' }>['fault'];
+
 /** One request's stream: chunks pushed by the worker's messages, pulled by the consumer's async iterator. */
 class Job {
-  state: 'queued' | 'running' | 'ended' = 'queued';
+  ended = false;
   private readonly items: TtsChunk[] = [];
   private error: unknown = null;
   private wake: (() => void) | null = null;
-  constructor(readonly msg: Extract<ToWorker, { type: 'synth' }>) {}
 
   push(chunk: TtsChunk): void {
-    if (this.state === 'ended') return;
+    if (this.ended) return;
     this.items.push(chunk);
     this.notify();
   }
   end(error: unknown = null): void {
-    if (this.state === 'ended') return;
-    this.state = 'ended';
+    if (this.ended) return;
+    this.ended = true;
     this.error = error;
     this.notify();
   }
@@ -63,7 +84,7 @@ class Job {
     for (;;) {
       const item = this.items.shift();
       if (item) return item;
-      if (this.state === 'ended') {
+      if (this.ended) {
         if (this.error) throw this.error;
         return null;
       }
@@ -77,16 +98,6 @@ class Job {
   }
 }
 
-interface Running {
-  worker: Worker;
-  abortFlag: Int32Array;
-  ready: boolean;
-  readyWaiters: { resolve: () => void; reject: (err: unknown) => void }[];
-  /** Why it died, once it has. */
-  dead: Error | null;
-  voiceWaiters: Map<number, { resolve: (v: Voice[]) => void; reject: (err: unknown) => void }>;
-}
-
 export class EspeakTts implements TtsProvider {
   readonly name = NAME;
   readonly sampleRate = ESPEAK_SAMPLE_RATE;
@@ -94,11 +105,10 @@ export class EspeakTts implements TtsProvider {
   private readonly rate: number;
   private readonly pitch: number;
   private readonly log: Logger | undefined;
-  private w: Running | null = null;
-  private readonly queue: Job[] = [];
-  /** The job the worker is working on (may already be ended for its consumer, after an abort). */
-  private busy: Job | null = null;
-  private nextId = 1;
+  /** Starts, feeds and replaces the worker (media/supervisor.ts): one synthesis at a time, in order. */
+  private readonly sup: WorkerSupervisor<FromWorker>;
+  /** The serving worker's stop flag (a new one per worker). */
+  private abortFlag: Int32Array | null = null;
   private voiceCache: Voice[] | null = null;
   private closing: Promise<void> | null = null;
   /** Load and warm-up times of the last worker start, in ms. */
@@ -109,12 +119,50 @@ export class EspeakTts implements TtsProvider {
     this.rate = config.rate ?? 175;
     this.pitch = config.pitch ?? 50;
     this.log = config.log;
+    this.sup = new WorkerSupervisor<FromWorker>({
+      name: NAME,
+      spawn: () => {
+        const { url, execArgv } = workerEntry();
+        const abort = new SharedArrayBuffer(4);
+        this.abortFlag = new Int32Array(abort);
+        return new Worker(url, { workerData: { abort } satisfies WorkerInit, ...(execArgv ? { execArgv } : {}) });
+      },
+      isReady: (m) => {
+        if (m.type !== 'ready') return false;
+        this.lastStart = { loadMs: Math.round(m.loadMs), warmupMs: Math.round(m.warmupMs) };
+        this.log?.info('eSpeak NG worker ready', this.lastStart);
+        return true;
+      },
+      jobId: (m) => ('id' in m ? m.id : undefined),
+      onMessage: (m) => {
+        if (m.type === 'fatal') this.log?.warn('eSpeak NG worker failed to load', { message: m.message });
+      },
+      jobTimeoutMs: config.jobTimeoutMs ?? ESPEAK_JOB_TIMEOUT_MS,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      maxQueue: config.maxQueue ?? ESPEAK_MAX_QUEUE,
+      // Referenced only while a request waits on it: an idle TTS never holds the process open.
+      unrefWhenIdle: true,
+    });
+    this.sup.on('down', ({ cause }) => this.log?.warn('eSpeak NG worker died', { err: cause }));
+    this.sup.on('restarted', (e) => this.log?.info('eSpeak NG worker replaced', { restarts: e.restarts, downMs: Math.round(e.downMs) }));
+  }
+
+  /** Worker replacements so far. */
+  get restarts(): number {
+    return this.sup.restarts;
+  }
+
+  /** Told each time a replacement worker is ready (after a crash or a hang), for the metrics. Returns an unsubscribe. */
+  onRestart(fn: () => void): () => void {
+    return this.sup.on('restarted', () => fn());
   }
 
   /** Start the worker and wait until it has loaded and warmed up (this side too: the first real request took
    *  ~17 ms to first audio with this thread's message path cold, ~2 ms after one request through it). */
   async init(): Promise<void> {
-    await this.whenReady(this.ensureWorker());
+    await this.sup.start().catch((err: unknown) => {
+      throw this.mapError(err);
+    });
     const signal = new AbortController().signal;
     for await (const chunk of this.synthesize('Ready.', { signal })) void chunk;
   }
@@ -127,36 +175,59 @@ export class EspeakTts implements TtsProvider {
     if (this.closing) throw new ProviderError(NAME, 'provider_unavailable', 'closed');
     const { signal } = opts;
     if (signal.aborted) return;
-    const job = new Job({
-      type: 'synth',
-      id: this.nextId++,
-      text,
-      voice: opts.voice ?? this.voice,
-      rate: opts.rate ?? this.rate,
-      pitch: opts.pitch ?? this.pitch,
-    });
-    const stop = (): void => this.cancel(job);
+    const job = new Job();
+    const queued = new AbortController();
+    let sentId = 0;
+    const stop = (): void => {
+      job.end();
+      queued.abort();
+    };
     signal.addEventListener('abort', stop, { once: true });
-    this.queue.push(job);
-    this.pump();
+    void this.sup
+      .submit<void>({
+        post: (w, id) => {
+          sentId = id;
+          const msg: ToWorker = { type: 'synth', id, text, voice: opts.voice ?? this.voice, rate: opts.rate ?? this.rate, pitch: opts.pitch ?? this.pitch };
+          w.postMessage(msg);
+        },
+        onMessage: (m) => {
+          if (m.type === 'audio') {
+            for (const word of m.words) job.push({ type: 'word', ...word });
+            job.push({ type: 'audio', samples: m.samples, sampleRate: this.sampleRate });
+            return undefined;
+          }
+          if (m.type === 'error') throw new ProviderError(NAME, 'provider_error', m.message);
+          return m.type === 'done' ? { result: undefined } : undefined;
+        },
+        signal: queued.signal,
+        // Seen by the worker at its next callback; the job stays in flight until the worker says done.
+        onAbort: () => {
+          if (this.abortFlag) Atomics.store(this.abortFlag, 0, sentId);
+        },
+      })
+      .then(
+        () => job.end(),
+        (err: unknown) => job.end(queued.signal.aborted ? null : this.mapError(err)),
+      );
     try {
       for (let chunk = await job.next(); chunk; chunk = await job.next()) yield chunk;
     } finally {
       signal.removeEventListener('abort', stop);
-      this.cancel(job); // the consumer stopped early: free the worker for the next request
+      stop(); // the consumer stopped early: free the worker for the next request
     }
   }
 
   async voices(): Promise<Voice[]> {
     if (this.voiceCache) return this.voiceCache;
     if (this.closing) throw new ProviderError(NAME, 'provider_unavailable', 'closed');
-    const w = this.ensureWorker();
-    const id = this.nextId++;
-    const list = await new Promise<Voice[]>((resolve, reject) => {
-      w.voiceWaiters.set(id, { resolve, reject });
-      w.worker.ref();
-      w.worker.postMessage({ type: 'voices', id } satisfies ToWorker);
-    });
+    const list = await this.sup
+      .submit<Voice[]>({
+        post: (w, id) => w.postMessage({ type: 'voices', id } satisfies ToWorker),
+        onMessage: (m) => (m.type === 'voices' ? { result: m.voices } : undefined),
+      })
+      .catch((err: unknown) => {
+        throw this.mapError(err);
+      });
     this.voiceCache = list;
     return list;
   }
@@ -164,170 +235,55 @@ export class EspeakTts implements TtsProvider {
   async health(signal?: AbortSignal): Promise<ProviderHealth> {
     if (this.closing) return { ok: false, detail: 'closed' };
     try {
-      await this.whenReady(this.ensureWorker(), signal);
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(signal?.reason ?? new Error('aborted'));
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.sup.start().then(resolve, (err: unknown) => reject(this.mapError(err))).finally(() => signal?.removeEventListener('abort', onAbort));
+      });
       return { ok: true, detail: `eSpeak NG, ${this.sampleRate} Hz, voice ${this.voice}` };
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
     }
   }
 
+  /**
+   * @internal Fault injection for tests: the next synthesis hangs the worker (60 s) or exits it after
+   * `afterChunks` chunks of audio. Honoured only by a worker started with EVA_TEST_FAULTS=1.
+   */
+  debugFault(fault: EspeakFault, afterChunks = 1): boolean {
+    return this.sup.post({ type: 'debug', fault, afterChunks } satisfies ToWorker);
+  }
+
+  /** @internal the worker thread now serving, for fault-injection tests. */
+  get worker(): Worker | null {
+    return this.sup.worker;
+  }
+
   /** Stop the worker; requests in flight or queued end with a ProviderError. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      const closed = new ProviderError(NAME, 'provider_unavailable', 'closed');
-      for (const job of this.queue.splice(0)) job.end(closed);
-      this.busy?.end(closed);
-      this.busy = null;
-      const w = this.w;
-      this.w = null;
-      if (w) {
-        this.fail(w, closed);
-        await w.worker.terminate();
-      }
-    })();
+    this.closing ??= this.sup.close();
     return this.closing;
   }
 
-  private cancel(job: Job): void {
-    if (job.state === 'queued') {
-      const i = this.queue.indexOf(job);
-      if (i >= 0) this.queue.splice(i, 1);
-    } else if (job === this.busy && this.w) {
-      // Seen by the worker at its next callback; the job stays busy until the worker says done.
-      Atomics.store(this.w.abortFlag, 0, job.msg.id);
+  /** The supervisor's failures as this adapter's ProviderErrors (a synthesis error passes through). */
+  private mapError(err: unknown): Error {
+    if (err instanceof ProviderError) return err;
+    if (!(err instanceof WorkerError)) return new ProviderError(NAME, 'provider_error', (err as Error)?.message ?? String(err), { retryable: true, cause: err });
+    switch (err.fault) {
+      case 'busy':
+        return new ProviderError(NAME, 'tts_busy', `too many requests waiting for eSpeak NG (${err.message.replace(/^\S+ worker: /, '')})`, { retryable: true, status: 503, cause: err });
+      case 'timeout':
+        return new ProviderError(NAME, 'provider_timeout', 'synthesis hung (no audio in time): worker replaced', { retryable: true, cause: err });
+      case 'closed':
+        return new ProviderError(NAME, 'provider_unavailable', 'closed', { cause: err });
+      case 'crashed':
+        return new ProviderError(NAME, 'provider_unavailable', 'eSpeak NG worker died during the request: replaced', { retryable: true, cause: err });
+      case 'start_failed':
+        // The spawn's own ProviderError (no worker script) says it best.
+        if (err.cause instanceof ProviderError) return err.cause;
+        return new ProviderError(NAME, 'provider_unavailable', `eSpeak NG worker failed: ${err.message}`, { retryable: true, cause: err });
     }
-    job.end();
-  }
-
-  /** Send the next queued request when the worker is free. */
-  private pump(): void {
-    if (this.busy || this.closing) return;
-    const job = this.queue.shift();
-    if (!job) return;
-    let w: Running;
-    try {
-      w = this.ensureWorker();
-    } catch (err) {
-      job.end(err);
-      this.pump();
-      return;
-    }
-    job.state = 'running';
-    this.busy = job;
-    w.worker.ref();
-    w.worker.postMessage(job.msg satisfies ToWorker);
-  }
-
-  private ensureWorker(): Running {
-    if (this.w && !this.w.dead) return this.w;
-    const { url, execArgv } = workerEntry();
-    const abort = new SharedArrayBuffer(4);
-    let worker: Worker;
-    try {
-      worker = new Worker(url, { workerData: { abort } satisfies WorkerInit, ...(execArgv ? { execArgv } : {}) });
-    } catch (err) {
-      throw this.unavailable(err as Error);
-    }
-    const w: Running = { worker, abortFlag: new Int32Array(abort), ready: false, readyWaiters: [], dead: null, voiceWaiters: new Map() };
-    this.w = w;
-    worker.on('message', (msg: FromWorker) => this.onMessage(w, msg));
-    worker.on('error', (err) => {
-      w.dead ??= err;
-    });
-    worker.on('exit', (code) => this.onExit(w, code));
-    worker.unref(); // referenced only while a request waits on it: an idle TTS never holds the process open
-    return w;
-  }
-
-  private whenReady(w: Running, signal?: AbortSignal): Promise<void> {
-    if (w.ready) return Promise.resolve();
-    if (w.dead) return Promise.reject(this.unavailable(w.dead));
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => done(new ProviderError(NAME, 'provider_timeout', `worker not ready after ${READY_TIMEOUT_MS} ms`, { retryable: true })), READY_TIMEOUT_MS);
-      const onAbort = (): void => done(signal?.reason ?? new Error('aborted'));
-      const waiter = { resolve: () => done(null), reject: (err: unknown) => done(err) };
-      const done = (err: unknown): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const i = w.readyWaiters.indexOf(waiter);
-        if (i >= 0) w.readyWaiters.splice(i, 1);
-        this.settle(w);
-        if (err) reject(err);
-        else resolve();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      w.readyWaiters.push(waiter);
-      w.worker.ref();
-    });
-  }
-
-  private onMessage(w: Running, msg: FromWorker): void {
-    switch (msg.type) {
-      case 'ready':
-        w.ready = true;
-        this.lastStart = { loadMs: Math.round(msg.loadMs), warmupMs: Math.round(msg.warmupMs) };
-        this.log?.info('eSpeak NG worker ready', this.lastStart);
-        for (const r of w.readyWaiters.slice()) r.resolve();
-        return;
-      case 'audio': {
-        const job = this.busy;
-        if (!job || job.msg.id !== msg.id) return;
-        for (const word of msg.words) job.push({ type: 'word', ...word });
-        job.push({ type: 'audio', samples: msg.samples, sampleRate: this.sampleRate });
-        return;
-      }
-      case 'done':
-      case 'error': {
-        const job = this.busy;
-        if (!job || job.msg.id !== msg.id) return;
-        this.busy = null;
-        job.end(msg.type === 'error' ? new ProviderError(NAME, 'provider_error', msg.message) : null);
-        this.pump();
-        this.settle(w);
-        return;
-      }
-      case 'voices': {
-        const waiter = w.voiceWaiters.get(msg.id);
-        w.voiceWaiters.delete(msg.id);
-        waiter?.resolve(msg.voices);
-        this.settle(w);
-        return;
-      }
-      case 'fatal':
-        w.dead ??= new Error(msg.message);
-        return;
-    }
-  }
-
-  private onExit(w: Running, code: number): void {
-    const cause = w.dead ?? new Error(`worker exited with code ${code}`);
-    w.dead = cause;
-    if (this.w !== w) return; // closed or already replaced
-    this.w = null;
-    const err = this.unavailable(cause);
-    this.log?.warn('eSpeak NG worker died', { err });
-    this.busy?.end(err);
-    this.busy = null;
-    // A worker that never got ready will not do better on a retry now: fail what waits; the next call retries.
-    if (!w.ready) for (const job of this.queue.splice(0)) job.end(err);
-    this.fail(w, err);
-    this.pump();
-  }
-
-  /** Let the process exit while nothing waits on the worker. */
-  private settle(w: Running): void {
-    if (!this.busy && w.voiceWaiters.size === 0 && w.readyWaiters.length === 0) w.worker.unref();
-  }
-
-  private fail(w: Running, err: unknown): void {
-    for (const r of w.readyWaiters.slice()) r.reject(err);
-    for (const v of w.voiceWaiters.values()) v.reject(err);
-    w.voiceWaiters.clear();
-  }
-
-  private unavailable(cause: Error): ProviderError {
-    if (cause instanceof ProviderError) return cause;
-    return new ProviderError(NAME, 'provider_unavailable', `eSpeak NG worker failed: ${cause.message}`, { retryable: true, cause });
   }
 }
 
