@@ -18,6 +18,9 @@ import {
   useSdesMid,
 } from 'werift';
 import type { OutgoingHeader } from './rtp.js';
+import { checkOfferSdp, SdpError } from './sdp-check.js';
+
+export { checkOfferSdp, SdpError };
 
 export const OPUS_PT = 111;
 
@@ -38,25 +41,6 @@ export interface PeerOptions {
   onlyHosts?: string[];
   /** How long to wait for ICE gathering before sending what we have (ms). */
   gatherTimeoutMs?: number;
-}
-
-export class SdpError extends Error {
-  constructor(
-    readonly code: 'bad_sdp' | 'no_audio',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Cheap checks before werift sees an SDP: it throws odd errors (or none) on garbage. */
-export function checkOfferSdp(sdp: unknown): string {
-  if (typeof sdp !== 'string' || !sdp.startsWith('v=0')) throw new SdpError('bad_sdp', 'sdp must be an SDP string starting with v=0');
-  if (sdp.length > 64 * 1024) throw new SdpError('bad_sdp', 'sdp is larger than 64 KiB');
-  const audio = sdp.split(/\r?\n/).filter((l) => l.startsWith('m=audio'));
-  if (audio.length === 0) throw new SdpError('no_audio', 'the offer has no audio m-line');
-  if (!/a=rtpmap:\d+ opus\/48000/i.test(sdp)) throw new SdpError('no_audio', 'the offer does not offer Opus audio');
-  return sdp;
 }
 
 function keepCandidates(sdp: string, hosts: string[] | undefined): string {
@@ -119,6 +103,18 @@ export class Peer {
     return this.pc.connectionState;
   }
 
+  /**
+   * werift 0.25 falls back to stun.l.google.com:19302 when no STUN server is configured (ice.ts
+   * DEFAULT_STUN_SERVER): every call would look up and message Google, and stall ~5 s where DNS does not answer.
+   * EVA offers host candidates (and TURN, when configured) only, so the fallback is removed before gathering.
+   */
+  private noDefaultStun(): void {
+    for (const t of this.pc.iceTransports) {
+      const conn = (t as unknown as { iceGather?: { connection?: { stunServer?: unknown; options?: { stunServer?: unknown } } } }).iceGather?.connection;
+      if (conn && !conn.options?.stunServer) conn.stunServer = undefined;
+    }
+  }
+
   private watchDtls(): void {
     for (const t of this.pc.dtlsTransports) {
       this.subs.push(t.onStateChange.subscribe((s) => s === 'closed' && this.ended('dtls_closed')));
@@ -139,6 +135,7 @@ export class Peer {
     } catch (err) {
       throw new SdpError('bad_sdp', `the offer was refused: ${(err as Error).message}`);
     }
+    this.noDefaultStun();
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
     return this.localSdp();
@@ -148,6 +145,7 @@ export class Peer {
   async offer(): Promise<string> {
     this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never);
     const offer = await this.pc.createOffer();
+    this.noDefaultStun();
     await this.pc.setLocalDescription(offer);
     return this.localSdp();
   }

@@ -1,17 +1,28 @@
 // Sessions, message history, call records, call transcripts and per-turn metrics, in one SQLite file.
 //
-// Why synchronous is fine: better-sqlite3 runs every statement on the calling thread. With WAL and
-// synchronous=NORMAL a commit appends to the WAL without an fsync, so the writes EVA makes (a handful of rows
-// per turn, prepared once) take ~10-50 µs on this machine, well under the 10 ms server-overhead budget and far
-// cheaper than the promise hops of an async driver. Where it is not fine: anything that scans (a long
-// history, an export, VACUUM), opening and migrating a file (done once at start-up), and a slow or network disk,
-// where a WAL checkpoint can stall for milliseconds. So: call the store per turn or per call, never per audio
-// packet, keep history reads bounded by `limit`, and keep the data directory on a local disk.
+// better-sqlite3 runs every statement on the calling thread, so the rule is: nothing here may hold the event
+// loop (and with it every call's audio) for more than a few ms. Measured on this machine (2 cores, local disk,
+// WAL, synchronous=NORMAL): a write commits in 15-50 µs at the median, but about one in 300 took 10-16 ms
+// (max 16 ms), every one of them a WAL auto-checkpoint, which fsyncs the WAL and the database on the committing
+// thread. Hence:
+// - writes are queued and committed together, in one transaction, FLUSH_MS after the first one (never inside
+//   the audio callbacks that produced them); a read flushes the queue first, so it sees every earlier write
+//   (store-writes.ts, which also holds the policy for a locked or failing file);
+// - the main connection never checkpoints (wal_autocheckpoint=0): a worker thread with its own connection runs a
+//   PASSIVE checkpoint every second, so the fsync happens off the event loop (store-checkpoint.ts);
+// - the busy timeout is BUSY_TIMEOUT_MS, the longest a locked database may block the loop;
+// - a failing database never throws into a caller: reads return nothing, writes are dropped, the error goes to
+//   `onError` (the log), and `ping()` turns false until a write succeeds again (/health says "degraded");
+// - old sessions and calls are pruned (EVA_RETENTION_DAYS) in bounded batches, at start and every hour.
+// Reads stay synchronous and bounded (history by `limit`, through an index). Opening and migrating the file is
+// done once at start-up.
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EvaError } from './errors.js';
+import { startCheckpointer, type Checkpointer } from './store-checkpoint.js';
+import { FLUSH_MS, WriteQueue, type Write } from './store-writes.js';
 import type { ChatMessage, ChatRole } from './providers/types.js';
 
 // better-sqlite3 ships no TypeScript types and @types/better-sqlite3 is not installed: the slice EVA uses is
@@ -35,6 +46,20 @@ interface Database {
 }
 type DatabaseCtor = new (path: string, options?: { timeout?: number }) => Database;
 const Sqlite = createRequire(import.meta.url)('better-sqlite3') as DatabaseCtor;
+
+/**
+ * How long a statement waits for another connection's lock, blocking the event loop meanwhile: 20 ms is one audio
+ * frame, which the page's jitter buffer (35-40 ms) absorbs, and longer than a short write by another process
+ * (the sqlite3 shell, a backup) takes. A write that still finds the file locked waits in the queue and is retried
+ * with a backoff (store-writes.ts: 50 ms doubling to 1 s, so a lock held for minutes costs the loop at most 20 ms
+ * a second); reads meanwhile read what is committed without waiting. EVA is the only writer in normal use: the
+ * checkpoint worker's PASSIVE checkpoints never take the write lock.
+ */
+export const BUSY_TIMEOUT_MS = 20;
+/** Rows (sessions or calls) deleted per retention batch; each batch is one short transaction, a macrotask apart. */
+export const PRUNE_BATCH = 100;
+export const PRUNE_EVERY_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Schema migrations, in order; `PRAGMA user_version` holds how many have been applied. Append, never edit one
@@ -81,6 +106,10 @@ const MIGRATIONS: readonly string[] = [
      at      INTEGER NOT NULL,
      PRIMARY KEY (call_id, turn)
    );`,
+  // Retention deletes by age; deleting a session sets its calls' session_id to NULL, which needs the last index.
+  `CREATE INDEX sessions_by_updated ON sessions(updated_at);
+   CREATE INDEX calls_by_started ON calls(started_at);
+   CREATE INDEX calls_by_session ON calls(session_id);`,
 ];
 
 /** The schema version this code writes: the number of migrations. */
@@ -126,24 +155,44 @@ export interface TurnMetricsRecord {
 export interface StoreOptions {
   /** Clock for timestamps (epoch ms); tests inject one. */
   now?: () => number;
+  /** Sessions and calls older than this many days are pruned (EVA_RETENTION_DAYS); 0 keeps everything. Default 30. */
+  retentionDays?: number;
+  /** Told about every storage failure (the store never throws them at its callers). Default: stderr. */
+  onError?: (what: string, err: unknown) => void;
+  /** Delay before queued writes are committed, ms. Default FLUSH_MS. */
+  flushMs?: number;
 }
 
+export interface PruneResult {
+  sessions: number;
+  calls: number;
+  batches: number;
+  /** The longest one batch held the event loop, ms. */
+  maxBatchMs: number;
+}
+
+/**
+ * Writes are queued (committed within FLUSH_MS, or by the next read) and never throw; reads flush the queue first
+ * and return nothing when the database fails. Failures go to `onError`.
+ */
 export interface Store {
   readonly path: string;
   readonly schemaVersion: number;
-  /** Creates a session; `id` defaults to a random UUID. Throws if the id exists. */
+  /** Writes waiting for the next flush. */
+  readonly pending: number;
+  /** Creates a session; `id` defaults to a random UUID. Throws an EvaError if the id exists. */
   createSession(opts?: { id?: string; systemPrompt?: string | null }): Session;
   getSession(id: string): Session | undefined;
   /**
    * Appends one message. Creates the session when it does not exist yet and marks it updated. Without `turn`,
    * the message belongs to the session's latest turn (0 for the first).
    */
-  appendMessage(sessionId: string, msg: ChatMessage & { turn?: number }): StoredMessage;
-  /** Appends the messages of one new turn atomically, under the next turn index, which it returns. */
-  appendTurn(sessionId: string, msgs: readonly ChatMessage[]): number;
+  appendMessage(sessionId: string, msg: ChatMessage & { turn?: number }): void;
+  /** Appends the messages of one new turn atomically, under the next turn index (taken when it is committed). */
+  appendTurn(sessionId: string, msgs: readonly ChatMessage[]): void;
   /** The last `limit` messages of a session, oldest first. */
   history(sessionId: string, limit: number): StoredMessage[];
-  /** Records a call's start; a `sessionId` that does not exist yet is created. Throws if the call id exists. */
+  /** Records a call's start; a `sessionId` that does not exist yet is created. A duplicate call id is reported, not thrown. */
   startCall(call: { id: string; sessionId?: string | null; providers?: Record<string, string> }): void;
   /** Records a call's end; only the first end counts. */
   endCall(id: string, reason: string): void;
@@ -153,9 +202,13 @@ export interface Store {
   /** Records (or replaces) one turn's stage timings. */
   recordTurnMetrics(callId: string, turn: number, stages: Record<string, number>): void;
   turnMetrics(callId: string): TurnMetricsRecord[];
-  /** True when the database answers a trivial query; for /health. */
+  /** Commits the queued writes now (close and every read do it too). */
+  flush(): void;
+  /** Deletes sessions and calls older than the retention, in batches; resolves with what went. */
+  prune(): Promise<PruneResult>;
+  /** True when the database answers and the last write did not fail; for /health. */
   ping(): boolean;
-  /** Closes the file; a second call does nothing. */
+  /** Commits what is queued and closes the file; a second call does nothing. */
   close(): void;
 }
 
@@ -195,12 +248,14 @@ function parseJson<T>(text: string, fallback: T): T {
 /** Opens (creating the directory and file when needed) and migrates the database; `':memory:'` for a private one. */
 export function openStore(path: string, opts: StoreOptions = {}): Store {
   const now = opts.now ?? Date.now;
+  const flushMs = opts.flushMs ?? FLUSH_MS;
+  const retentionDays = opts.retentionDays ?? 30;
+  const onError = opts.onError ?? ((what: string, err: unknown) => process.stderr.write(`eva: database: ${what}: ${(err as Error)?.message ?? String(err)}\n`));
+  const inMemory = path === ':memory:' || path.includes('mode=memory');
   if (path !== ':memory:' && !path.startsWith('file:')) mkdirSync(dirname(path), { recursive: true });
   let db: Database;
   try {
-    // timeout: how long a write waits for another process's lock. It blocks the event loop, so keep it short;
-    // EVA is the only writer in normal use.
-    db = new Sqlite(path, { timeout: 250 });
+    db = new Sqlite(path, { timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     throw new EvaError('internal', `cannot open database ${path}: ${(err as Error).message}`, { status: 500, cause: err });
   }
@@ -236,64 +291,147 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       'INSERT INTO turn_metrics (call_id, turn, stages, at) VALUES (?, ?, ?, ?) ON CONFLICT(call_id, turn) DO UPDATE SET stages = excluded.stages, at = excluded.at',
     ),
     turnMetrics: db.prepare('SELECT turn, stages, at FROM turn_metrics WHERE call_id = ? ORDER BY turn'),
+    pruneCalls: db.prepare('DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < ? LIMIT ?)'),
+    pruneSessions: db.prepare('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE updated_at < ? LIMIT ?)'),
     ping: db.prepare('SELECT 1 AS ok'),
   };
 
   const lastTurn = (sessionId: string): number | null => (q.lastTurn.get(sessionId) as { turn: number | null }).turn;
 
-  const appendMessage = db.transaction((sessionId: string, msg: ChatMessage & { turn?: number }): StoredMessage => {
-    const at = now();
-    q.touchSession.run(sessionId, at, at);
-    const turn = msg.turn ?? lastTurn(sessionId) ?? 0;
-    q.insertMessage.run(sessionId, turn, msg.role, msg.content, at);
-    return { role: msg.role, content: msg.content, turn, createdAt: at };
+  const commit = db.transaction((batch: readonly Write[]) => {
+    for (const w of batch) w.run();
   });
+  const writes = new WriteQueue({ commit: (batch) => (db.open ? commit(batch) : undefined), onError, flushMs });
+  const enqueue = (what: string, run: () => void): void => writes.push(what, run);
+  const flush = (): void => writes.flush();
+  let closed = false;
 
-  const appendTurn = db.transaction((sessionId: string, msgs: readonly ChatMessage[]): number => {
-    const at = now();
-    q.touchSession.run(sessionId, at, at);
-    const prev = lastTurn(sessionId);
-    const turn = prev === null ? 0 : prev + 1;
-    for (const m of msgs) q.insertMessage.run(sessionId, turn, m.role, m.content, at);
-    return turn;
-  });
+  /** Reads see every earlier write (but do not wait out a lock), and a failing read returns `fallback`. */
+  function read<T>(what: string, fallback: T, fn: () => T): T {
+    if (!writes.locked) flush();
+    try {
+      return fn();
+    } catch (err) {
+      onError(`could not ${what}`, err);
+      return fallback;
+    }
+  }
 
-  const startCall = db.transaction((c: { id: string; sessionId?: string | null; providers?: Record<string, string> }): void => {
-    const at = now();
-    if (c.sessionId) q.touchSession.run(c.sessionId, at, at);
-    q.insertCall.run(c.id, c.sessionId ?? null, at, JSON.stringify(c.providers ?? {}));
-  });
+  const checkpointer: Checkpointer | null = inMemory
+    ? null
+    : startCheckpointer(
+        path,
+        (on) => {
+          try {
+            if (db.open) db.pragma(`wal_autocheckpoint = ${on ? 1000 : 0}`);
+          } catch (err) {
+            onError('set wal_autocheckpoint', err);
+          }
+        },
+        onError,
+      );
+
+  // --- retention ---------------------------------------------------------------------------------------------
+  let pruneTimer: NodeJS.Timeout | null = null;
+  let pruning: Promise<PruneResult> | null = null;
+  async function pruneAll(): Promise<PruneResult> {
+    const out: PruneResult = { sessions: 0, calls: 0, batches: 0, maxBatchMs: 0 };
+    if (!(retentionDays > 0)) return out;
+    const cutoff = now() - retentionDays * DAY_MS;
+    flush();
+    for (;;) {
+      if (closed || !db.open) return out;
+      let calls = 0;
+      let sessions = 0;
+      const t0 = performance.now();
+      try {
+        db.transaction(() => {
+          calls = q.pruneCalls.run(cutoff, PRUNE_BATCH).changes;
+          sessions = q.pruneSessions.run(cutoff, PRUNE_BATCH).changes;
+        })();
+      } catch (err) {
+        onError('prune old sessions', err);
+        return out;
+      }
+      out.calls += calls;
+      out.sessions += sessions;
+      out.batches++;
+      out.maxBatchMs = Math.max(out.maxBatchMs, performance.now() - t0);
+      if (calls < PRUNE_BATCH && sessions < PRUNE_BATCH) return out;
+      // Let audio and requests run between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  function prune(): Promise<PruneResult> {
+    pruning ??= pruneAll().finally(() => (pruning = null));
+    return pruning;
+  }
+  if (retentionDays > 0) {
+    setImmediate(() => void prune());
+    pruneTimer = setInterval(() => void prune(), PRUNE_EVERY_MS);
+    pruneTimer.unref();
+  }
+
+  function getSession(id: string): Session | undefined {
+    const r = read('read a session', undefined, () => q.getSession.get(id) as SessionRow | undefined);
+    return r && { id: r.id, createdAt: r.created_at, updatedAt: r.updated_at, systemPrompt: r.system_prompt };
+  }
 
   return {
     path,
     schemaVersion,
+    get pending() {
+      return writes.pending;
+    },
     createSession(o = {}) {
       const at = now();
       const s: Session = { id: o.id ?? randomUUID(), createdAt: at, updatedAt: at, systemPrompt: o.systemPrompt ?? null };
-      q.insertSession.run(s.id, at, at, s.systemPrompt);
+      if (o.id !== undefined && getSession(o.id)) throw new EvaError('bad_request', `session ${JSON.stringify(o.id)} exists`);
+      enqueue('create a session', () => q.insertSession.run(s.id, at, at, s.systemPrompt));
       return s;
     },
-    getSession(id) {
-      const r = q.getSession.get(id) as SessionRow | undefined;
-      return r && { id: r.id, createdAt: r.created_at, updatedAt: r.updated_at, systemPrompt: r.system_prompt };
+    getSession,
+    appendMessage(sessionId, msg) {
+      const at = now();
+      enqueue('store a message', () => {
+        q.touchSession.run(sessionId, at, at);
+        const turn = msg.turn ?? lastTurn(sessionId) ?? 0;
+        q.insertMessage.run(sessionId, turn, msg.role, msg.content, at);
+      });
     },
-    appendMessage: (sessionId, msg) => appendMessage(sessionId, msg),
-    appendTurn: (sessionId, msgs) => appendTurn(sessionId, msgs),
+    appendTurn(sessionId, msgs) {
+      const at = now();
+      const copy = msgs.map((m) => ({ role: m.role, content: m.content }));
+      enqueue('store a turn', () => {
+        q.touchSession.run(sessionId, at, at);
+        const prev = lastTurn(sessionId);
+        const turn = prev === null ? 0 : prev + 1;
+        for (const m of copy) q.insertMessage.run(sessionId, turn, m.role, m.content, at);
+      });
+    },
     history(sessionId, limit) {
       if (!(limit > 0)) return [];
-      return (q.history.all(sessionId, Math.floor(limit)) as MessageRow[]).map((r) => ({
+      return read('read the history', [] as MessageRow[], () => q.history.all(sessionId, Math.floor(limit)) as MessageRow[]).map((r) => ({
         role: r.role,
         content: r.content,
         turn: r.turn,
         createdAt: r.created_at,
       }));
     },
-    startCall: (c) => startCall(c),
+    startCall(c) {
+      const at = now();
+      const providers = JSON.stringify(c.providers ?? {});
+      enqueue('record a call', () => {
+        if (c.sessionId) q.touchSession.run(c.sessionId, at, at);
+        q.insertCall.run(c.id, c.sessionId ?? null, at, providers);
+      });
+    },
     endCall(id, reason) {
-      q.endCall.run(now(), reason, id);
+      const at = now();
+      enqueue('record the end of a call', () => q.endCall.run(at, reason, id));
     },
     getCall(id) {
-      const r = q.getCall.get(id) as CallRow | undefined;
+      const r = read('read a call', undefined, () => q.getCall.get(id) as CallRow | undefined);
       return (
         r && {
           id: r.id,
@@ -306,10 +444,11 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       );
     },
     appendTranscript(callId, e) {
-      q.insertTranscript.run(callId, e.turn, e.role, e.text, e.interrupted ? 1 : 0, now());
+      const at = now();
+      enqueue('store a transcript line', () => q.insertTranscript.run(callId, e.turn, e.role, e.text, e.interrupted ? 1 : 0, at));
     },
     transcript(callId) {
-      return (q.transcript.all(callId) as TranscriptRow[]).map((r) => ({
+      return read('read a transcript', [] as TranscriptRow[], () => q.transcript.all(callId) as TranscriptRow[]).map((r) => ({
         turn: r.turn,
         role: r.role,
         text: r.text,
@@ -318,17 +457,21 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       }));
     },
     recordTurnMetrics(callId, turn, stages) {
-      q.upsertMetrics.run(callId, turn, JSON.stringify(stages), now());
+      const at = now();
+      const json = JSON.stringify(stages);
+      enqueue('store turn metrics', () => q.upsertMetrics.run(callId, turn, json, at));
     },
     turnMetrics(callId) {
-      return (q.turnMetrics.all(callId) as MetricsRow[]).map((r) => ({
+      return read('read turn metrics', [] as MetricsRow[], () => q.turnMetrics.all(callId) as MetricsRow[]).map((r) => ({
         turn: r.turn,
         stages: parseJson<Record<string, number>>(r.stages, {}),
         at: r.at,
       }));
     },
+    flush,
+    prune,
     ping() {
-      if (!db.open) return false;
+      if (!db.open || writes.failing) return false;
       try {
         return (q.ping.get() as { ok: number }).ok === 1;
       } catch {
@@ -336,9 +479,16 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       }
     },
     close() {
+      if (closed) return;
+      writes.close();
+      closed = true;
+      if (pruneTimer) clearInterval(pruneTimer);
+      checkpointer?.close();
       if (!db.open) return;
       try {
         db.pragma('optimize');
+      } catch (err) {
+        onError('optimize on close', err);
       } finally {
         db.close();
       }
