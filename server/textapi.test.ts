@@ -180,7 +180,7 @@ t.test('a reply with no tokens ends with ttft_ms null', async (t) => {
   t.match(events, [{ type: 'end', response: '', ttft_ms: null }]);
 });
 
-t.test('a provider failure becomes a 502 error body without a stack, and nothing is stored', async (t) => {
+t.test('a provider timeout becomes a 504 error body without a stack, and nothing is stored', async (t) => {
   const fail = new ProviderError('groq', 'provider_timeout', 'no first token within 2000 ms', { retryable: true });
   const { api, store, metrics } = setup(t, { fail, failAfter: 1 });
   let caught: unknown;
@@ -190,7 +190,7 @@ t.test('a provider failure becomes a 502 error body without a stack, and nothing
     caught = err;
   }
   const { status, body } = errorBody(caught);
-  t.equal(status, 502);
+  t.equal(status, 504, 'a stalled provider is a gateway timeout');
   t.same(body, { error: { code: 'provider_timeout', message: 'groq: no first token within 2000 ms' } });
   t.notMatch(JSON.stringify(body), /at .*\.ts|stack/i, 'no stack in the body');
   t.equal(store.getSession('f'), undefined, 'a failed turn leaves no session');

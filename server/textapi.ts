@@ -152,8 +152,9 @@ export function createTextApi(deps: TextApiDeps): TextApi {
   async function runTurn(req: ChatRequest, signal: AbortSignal, onDelta: (delta: string) => void): Promise<TurnResult> {
     const t0 = now();
     const sessionId = req.sessionId ?? randomUUID();
-    // An unknown id is taken as given (the client chose it), so its next request finds this session.
-    // It is created only when the turn succeeds, so failed requests leave no empty sessions behind.
+    // An unknown id is taken as given, so its next request finds this session: which ids a caller may name is
+    // the access layer's rule (server/http/access.ts `session`), applied before this. It is created only when
+    // the turn succeeds, so failed requests leave no empty sessions behind.
     const session = store.getSession(sessionId);
     const history = store.history(sessionId, deps.historyLimit).filter((m) => m.content !== '');
     // A cut history may start mid-turn; start it at a user message, as every provider accepts.
@@ -191,11 +192,16 @@ export function createTextApi(deps: TextApiDeps): TextApi {
     signal.throwIfAborted();
 
     // No await between this check and the insert, so two first requests for one id cannot both create it.
-    if (!session && !store.getSession(sessionId)) store.createSession({ id: sessionId });
-    store.appendTurn(sessionId, [
-      { role: 'user', content: req.message },
-      { role: 'assistant', content: response },
-    ]);
+    // The store reports its own failures (never throws them); anything else is logged: the answer is given.
+    try {
+      if (!session && !store.getSession(sessionId)) store.createSession({ id: sessionId });
+      store.appendTurn(sessionId, [
+        { role: 'user', content: req.message },
+        { role: 'assistant', content: response },
+      ]);
+    } catch (err) {
+      log.error('database: could not store the text turn', { err });
+    }
     const latencyMs = now() - t0;
     metrics.observeStage('text_turn', latencyMs);
     metrics.turn('text');

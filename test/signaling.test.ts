@@ -2,6 +2,7 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { ProbeCall } from '../bench/probe-client.js';
+import { Peer } from '../media/peer.js';
 import { startEva } from './helpers/eva.js';
 
 interface Msg {
@@ -91,4 +92,34 @@ t.test('unknown HTTP routes are a JSON 404 and /health answers', async (t) => {
   t.match(await r.json(), { error: { code: 'not_found' } });
   const h = await fetch(`${eva.httpUrl}/health`);
   t.match(await h.json(), { status: 'ok', media: true });
+});
+
+t.test('offers with a video m-line, a second audio m-line or no BUNDLE are refused with bad_sdp; audio plus a data channel is answered', async (t) => {
+  const eva = await startEva(t);
+  const peer = new Peer({ onAudio() {} }, { onlyHosts: ['127.0.0.1'] });
+  t.teardown(() => peer.close());
+  const offer = await peer.offer();
+  t.match(offer, /a=group:BUNDLE 0\r\n/, 'werift offers bundle their m-lines');
+  const video = 'm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n';
+  const audioSection = offer.slice(offer.indexOf('m=audio'));
+  const cases: [string, string, RegExp][] = [
+    ['a video m-line', offer.replace('a=group:BUNDLE 0', 'a=group:BUNDLE 0 1') + video, /m=video/],
+    ['a second audio m-line', offer.replace('a=group:BUNDLE 0', 'a=group:BUNDLE 0 1') + audioSection.replace('a=mid:0', 'a=mid:1'), /exactly one audio m-line/],
+    ['no BUNDLE', offer.replace('a=group:BUNDLE 0\r\n', ''), /BUNDLE is required/],
+    ['thousands of m-lines', offer + 'm=audio 9 RTP/AVP 0\r\n'.repeat(2000), /exactly one audio m-line/],
+  ];
+  const s = await socket(eva.wsUrl);
+  t.teardown(() => s.ws.close());
+  for (const [name, sdp, message] of cases) {
+    s.ws.send(JSON.stringify({ type: 'offer', sdp }));
+    const reply = await s.next();
+    t.match(reply, { type: 'error', code: 'bad_sdp' }, name);
+    t.match(reply.message, message, `the message names the rule: ${reply.message}`);
+  }
+  t.equal(eva.server.calls.size, 0, 'no call was made');
+
+  const data = 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n';
+  s.ws.send(JSON.stringify({ type: 'offer', sdp: offer.replace('a=group:BUNDLE 0', 'a=group:BUNDLE 0 1') + data }));
+  const answered = await s.next(10_000);
+  t.equal(answered.type, 'answer', `an offer with a data channel is answered (${answered.code ?? ''} ${answered.message ?? ''})`);
 });
