@@ -44,15 +44,62 @@ t.test('inference on the main thread gives the same probabilities as in the work
   t.same(results[0], results[1]);
 });
 
-t.test('a closed stream gets no more callbacks and close() is idempotent', async (t) => {
+/** Poll until `done()` or the deadline; returns whether it got there. */
+async function until(done: () => boolean, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!done() && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
+  return done();
+}
+
+t.test('a closed stream gets no more callbacks, whether its windows were queued or already in a batch', async (t) => {
   const engine = await VadEngine.create();
-  let calls = 0;
-  const s = engine.createStream(() => calls++);
-  s.push(new Int16Array(VAD_WINDOW * 3));
+  t.teardown(() => engine.close());
+  const audio = fixture16k('hello.wav').subarray(0, VAD_WINDOW * 6);
+  const windows = audio.length / VAD_WINDOW;
+  // Each closed stream has a twin fed the same audio in the same tick and left open: once the twin has all its
+  // probabilities, the engine has run every batch the closed stream's windows could have been in. Without the
+  // twin, a slow engine would pass this test whether close() works or not.
+  const queuedTwin: number[] = [];
+  let queued = 0;
+  const twin1 = engine.createStream((p) => queuedTwin.push(p));
+  const closedQueued = engine.createStream(() => queued++);
+  twin1.push(audio);
+  closedQueued.push(audio);
+  closedQueued.close(); // before the engine took any of its windows
+  closedQueued.close();
+
+  const batchTwin: number[] = [];
+  let before = 0;
+  let after = 0;
+  let closed = false;
+  let closedInBatch: ReturnType<typeof engine.createStream> | null = null;
+  const twin2 = engine.createStream((p) => {
+    batchTwin.push(p);
+    if (!closed) {
+      closed = true;
+      closedInBatch!.close(); // from inside a batch's delivery: its own windows in this batch are in flight
+    }
+  });
+  closedInBatch = engine.createStream(() => (closed ? after++ : before++));
+  twin2.push(audio);
+  closedInBatch.push(audio);
+
+  t.ok(await until(() => queuedTwin.length === windows && batchTwin.length === windows, 10_000), `the open twins got all ${windows} probabilities (${queuedTwin.length}, ${batchTwin.length})`);
+  // One more round through the engine: anything still owed to the closed streams would come before this.
+  twin1.push(new Int16Array(VAD_WINDOW));
+  t.ok(await until(() => queuedTwin.length === windows + 1, 10_000), 'one more batch ran');
+  t.equal(queued, 0, 'a stream closed with its windows queued never hears of them');
+  t.equal(after, 0, `a stream closed mid-delivery gets nothing after close() (${before} before it)`);
+  t.ok(before < windows, 'close() came before the stream had all its windows');
+  twin1.close();
+  twin2.close();
+});
+
+t.test('close() is idempotent, and a closed engine refuses new streams', async (t) => {
+  const engine = await VadEngine.create();
+  const s = engine.createStream(() => undefined);
   s.close();
   s.close();
-  await new Promise((r) => setTimeout(r, 30));
-  t.equal(calls, 0);
   await engine.close();
   await engine.close();
   t.throws(() => engine.createStream(() => {}), /closed/);

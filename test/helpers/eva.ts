@@ -8,13 +8,19 @@ import { createEchoAgent } from '../../server/agent-echo.js';
 import { createLogger } from '../../server/log.js';
 import { createRuntime, type Runtime } from '../../server/runtime.js';
 import { VadEngine } from '../../media/vad.js';
+import { reportLeaksAtExit, unrefWeriftRetransmits } from './handles.js';
+import { keepDnsOffline } from './offline.js';
 export { fixture16k, rms } from './fixtures.js';
 
-// werift leaves its DTLS handshake retransmission timer (Flight5.transmit, a timers/promises setTimeout with
-// back-off) running after a peer connection closes; it keeps a finished test process alive for ~30 s. Once
-// every test of the file has run, exit instead of waiting for it (the delay lets tap's output flush).
-t.teardown(() => {
-  setTimeout(() => process.exit(process.exitCode ?? 0), 300).unref();
+unrefWeriftRetransmits();
+keepDnsOffline();
+// Once every test of the file has run: close the process's shared VAD engine (its worker's MessagePort held the
+// process open until tap's timeout), and name anything else still open.
+t.teardown(async () => {
+  const engine = shared;
+  shared = null;
+  if (engine) await (await engine).close();
+  reportLeaksAtExit();
 });
 
 let shared: Promise<VadEngine> | null = null;
@@ -42,6 +48,7 @@ export async function startEva(
      * the call gets `agent` (default: the bare audio echo) and no text API: the media tests need no more.
      */
     runtime?: boolean;
+    /** The voice agent; with `runtime` it replaces the runtime's (e.g. the echo agent beside a real text API). */
     agent?: AgentFactory;
     /** With the runtime: its database file (default: a private in-memory one). */
     dbPath?: string;
@@ -53,7 +60,7 @@ export async function startEva(
   const server = await startServer({
     config,
     vad: await vadEngine(),
-    agent: runtime?.agent ?? opts.agent ?? createEchoAgent,
+    agent: opts.agent ?? runtime?.agent ?? createEchoAgent,
     log,
     clientDir: fileURLToPath(new URL('../../dist/client/', import.meta.url)),
     ...(runtime && {
