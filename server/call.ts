@@ -1,28 +1,25 @@
-// One call, one owner. The Call holds everything the call uses — werift peer, Opus decoder and encoder, VAD
-// stream, turn detector, audio ring, pacer, agent — and close() releases all of it, once, whatever ended the
-// call: hangup, the signaling socket closing, DTLS close, ICE failure, or the RTP watchdog (no packet for 1 s;
-// werift alone would notice a vanished peer only after ~30 s).
+// One WebRTC call, one owner. The Call holds the transport half — werift peer, Opus decoder and encoder, the
+// real-time pacer — around the transport-independent SessionCore (session-core.ts: VAD stream, turn detector,
+// echo gate, audio ring, agent), and close() releases all of it, once, whatever ended the call: hangup, the
+// signaling socket closing, DTLS close, ICE failure, or the RTP watchdog (no packet for 1 s; werift alone would
+// notice a vanished peer only after ~30 s).
 import { randomUUID } from 'node:crypto';
-import type { Agent, AgentFactory, AudioOut, TurnInfo } from './agent.js';
+import type { Agent, AgentFactory } from './agent.js';
 import { EvaError } from './errors.js';
 import type { Logger } from './log.js';
+import { SessionCore, type AudioSink } from './session-core.js';
 import type { CallConfig, IceCandidateInit, ServerMessage } from './signaling.js';
 import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer } from '../media/pacer.js';
 import { Peer, SdpError, type PeerOptions } from '../media/peer.js';
-import { PcmRing } from '../media/pcm-ring.js';
-import { RtpReceiveTracker } from '../media/rtp.js';
-import { TurnDetector, type TurnConfig, type TurnEvent } from '../media/turns.js';
-import { VAD_WINDOW, VAD_WINDOW_MS, type VadEngine, type VadStream } from '../media/vad.js';
-import { EchoGate } from '../media/echo-gate.js';
-import { rmsOf } from '../media/level.js';
+import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker } from '../media/rtp.js';
+import type { TurnConfig } from '../media/turns.js';
+import type { VadEngine } from '../media/vad.js';
 
 /** No RTP for this long ends a connected call (measured to fire at 1.01–1.07 s in the prototype). */
 export const RTP_TIMEOUT_MS = 1000;
 /** An offer that has not connected by then is abandoned. */
 export const CONNECT_TIMEOUT_MS = 15_000;
-/** Audio kept before a turn's first voiced window: Silero confirms speech ~1–2 windows late. */
-const LEAD_IN_MS = 200;
 const RATE = 16000;
 
 export type CallEndReason = 'hangup' | 'socket_closed' | 'dtls_closed' | 'ice_failed' | 'rtp_timeout' | 'connect_timeout' | 'error' | 'shutdown';
@@ -36,6 +33,10 @@ export interface CallDeps {
   onClosed(call: Call, reason: CallEndReason): void;
   peer?: PeerOptions;
   now?: () => number;
+  /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode (media/rtp.ts PacketRateCap). */
+  rtpMaxPps?: number;
+  /** A limit was hit: at most once per second per call for `rtp_pps`. */
+  onLimit?(limit: 'rtp_pps'): void;
 }
 
 export class Call {
@@ -47,6 +48,7 @@ export class Call {
   /** For the watchdog: performance.now() of the last RTP packet or of the offer. */
   lastRtpAt: number;
   readonly rx = new RtpReceiveTracker();
+  readonly rxCap: PacketRateCap;
   connectedAt: number | undefined;
 
   private readonly deps: CallDeps;
@@ -57,15 +59,8 @@ export class Call {
   private readonly decoder = new OpusDecoder(RATE);
   private readonly encoder = new OpusEncoder({ sampleRate: 24000 });
   private readonly pacer: Pacer;
-  private readonly vad: VadStream;
-  private readonly turns: TurnDetector;
-  private readonly ring = new PcmRing(RATE * 20);
-  private readonly echoGate = new EchoGate();
-  /** VAD windows taken for EVA's own echo while she spoke (not counted towards a barge-in). */
-  echoWindows = 0;
+  private readonly core: SessionCore;
   private agent: Agent | null = null;
-  private turnNo = 0;
-  private turnStartSample = 0;
   private decodeErrors = 0;
 
   constructor(deps: CallDeps) {
@@ -73,11 +68,24 @@ export class Call {
     this.now = deps.now ?? (() => performance.now());
     this.log = deps.log.child(this.id.slice(0, 8));
     this.lastRtpAt = this.now();
-    this.turns = new TurnDetector(deps.turn);
+    this.rxCap = new PacketRateCap(deps.rtpMaxPps ?? DEFAULT_RTP_MAX_PPS);
+    this.core = new SessionCore({
+      vad: deps.vad,
+      turn: deps.turn,
+      log: this.log,
+      now: this.now,
+      onTurnEvent: (ev) => {
+        if (ev.type === 'vad') this.emit({ type: 'vad', speaking: ev.speaking });
+      },
+      onFault: (what, err) => {
+        this.log.error(`${what} handler threw; ending the call`, { err });
+        this.close('error');
+      },
+    });
     this.peer = new Peer(
       {
-        onAudio: (payload, seq) => this.onRtp(payload, seq),
-        onConnected: () => this.onConnected(),
+        onAudio: (payload, seq) => this.guard('RTP packet', () => this.onRtp(payload, seq)),
+        onConnected: () => this.guard('connect', () => this.onConnected()),
         onClosed: (reason) => this.close(reason === 'dtls_closed' ? 'dtls_closed' : reason === 'failed' ? 'ice_failed' : 'hangup'),
       },
       deps.peer,
@@ -86,13 +94,17 @@ export class Call {
       encoder: this.encoder,
       send: (payload, header) => this.peer.sendAudio(payload, header),
       events: {
-        talkStart: (at) => this.agent?.onTalkStart?.(at),
-        talkEnd: (at) => this.agent?.onTalkEnd?.(at),
-        played: (tag) => this.agent?.onPlayed?.(tag),
-        level: (rms, at) => this.echoGate.output(rms, at),
+        talkStart: (at) => this.core.talkStart(at),
+        talkEnd: (at) => this.core.talkEnd(at),
+        played: (tag) => this.core.played(tag),
+        level: (rms, at) => this.core.level(rms, at),
       },
     });
-    this.vad = deps.vad.createStream((prob, endSample) => this.onVad(prob, endSample));
+  }
+
+  /** VAD windows taken for EVA's own echo while she spoke (not counted towards a barge-in). */
+  get echoWindows(): number {
+    return this.core.echoWindows;
   }
 
   get signal(): AbortSignal {
@@ -122,12 +134,14 @@ export class Call {
       throw new EvaError('call_failed', `could not answer the offer: ${(err as Error).message}`, { cause: err });
     }
     if ((this.state as Call['state']) === 'closed') throw new EvaError('call_failed', 'the call ended while answering');
-    const out: AudioOut = {
+    const pacer = this.pacer;
+    const sink: AudioSink = {
       sampleRate: this.encoder.sampleRate,
-      enqueue: (pcm, segment) => this.pacer.enqueue(pcm, segment),
-      flush: () => this.pacer.flush(),
-      waitForRoom: () => this.pacer.waitForRoom(),
-      clear: () => this.pacer.clear(),
+      enqueue: (pcm, segment) => pacer.enqueue(pcm, segment),
+      flush: () => pacer.flush(),
+      waitForRoom: () => pacer.waitForRoom(),
+      clear: () => pacer.clear(),
+      hold: (on) => pacer.hold(on),
       get speaking() {
         return pacer.speaking;
       },
@@ -135,8 +149,11 @@ export class Call {
         return pacer.queuedMs;
       },
     };
-    const pacer = this.pacer;
-    this.agent = this.deps.agent({ callId: this.id, sessionId: this.sessionId, config, out, emit: (m) => this.emit(m), log: this.log, signal: this.abort.signal });
+    this.agent = this.core.start(
+      sink,
+      { callId: this.id, sessionId: this.sessionId, config, emit: (m) => this.emit(m), log: this.log, signal: this.abort.signal },
+      this.deps.agent,
+    );
     return answer;
   }
 
@@ -159,6 +176,11 @@ export class Call {
     if (this.state !== 'closed') this.deps.emit(msg);
   }
 
+  /** An exception in one call's callbacks ends that call, never the process or another call. */
+  private guard(what: string, fn: () => void): void {
+    this.core.guard(what, fn);
+  }
+
   private onConnected(): void {
     if (this.state !== 'connecting') return;
     this.state = 'connected';
@@ -172,8 +194,17 @@ export class Call {
   private onRtp(payload: Buffer, seq: number): void {
     this.lastRtpAt = this.now();
     if (this.state !== 'connected') return;
+    // Late and duplicate packets, then packets beyond the per-call rate, are dropped before decode.
     const r = this.rx.accept(seq);
     if (!r.decode || payload.length === 0) return;
+    const capped = this.rxCap.take(this.lastRtpAt);
+    if (capped !== 'pass') {
+      if (capped === 'drop_report') {
+        this.deps.onLimit?.('rtp_pps');
+        this.log.warn('inbound RTP over the packet-rate cap: dropping before decode', { maxPps: this.rxCap.perSecond, dropped: this.rxCap.dropped });
+      }
+      return;
+    }
     let pcm: Int16Array;
     try {
       pcm = this.decoder.decode(payload);
@@ -182,78 +213,7 @@ export class Call {
       if (this.decodeErrors++ % 100 === 0) this.log.warn('opus decode failed', { err, count: this.decodeErrors });
       return;
     }
-    this.ring.write(pcm);
-    this.vad.push(pcm);
-  }
-
-  private onVad(prob: number, endSample: number): void {
-    if (this.state !== 'connected') return;
-    const atMs = (endSample * 1000) / RATE;
-    const evaSpeaking = this.pacer.speaking;
-    if (evaSpeaking && prob >= this.deps.turn.offThreshold && this.echoGate.isEcho(rmsOf(this.ring.slice(endSample - VAD_WINDOW, endSample)), this.now())) {
-      // Voice while EVA talks, but far quieter than her: her own voice leaking back, not the person.
-      prob = 0;
-      this.echoWindows++;
-    }
-    for (const ev of this.turns.step({ prob, atMs, windowMs: VAD_WINDOW_MS, evaSpeaking })) this.onTurnEvent(ev);
-  }
-
-  /** performance.now() at which the audio sample at `audioMs` arrived (the ring is written as packets arrive). */
-  private wallOf(audioMs: number): number {
-    const nowAudioMs = (this.ring.written * 1000) / RATE;
-    return this.now() - Math.max(0, nowAudioMs - audioMs);
-  }
-
-  private onTurnEvent(ev: TurnEvent): void {
-    const agent = this.agent;
-    if (!agent) return;
-    switch (ev.type) {
-      case 'vad':
-        this.emit({ type: 'vad', speaking: ev.speaking });
-        return;
-      case 'speech_start':
-        this.turnStartSample = Math.max(0, ((ev.atMs - LEAD_IN_MS) * RATE) / 1000);
-        return;
-      case 'pause':
-        agent.onPause?.(this.turnAudio(ev.speechEndMs), this.info(ev.speechEndMs, this.turnNo + 1));
-        return;
-      case 'resume':
-        agent.onResume?.();
-        return;
-      case 'end_of_turn': {
-        this.turnNo++;
-        agent.onEndOfTurn(this.turnAudio(ev.speechEndMs), this.info(ev.speechEndMs, this.turnNo));
-        return;
-      }
-      case 'hold':
-        this.pacer.hold(true);
-        return;
-      case 'release':
-        this.pacer.hold(false);
-        return;
-      case 'backchannel':
-        this.log.debug('backchannel: speech over EVA too short for a barge-in', { ms: Math.round(ev.speechEndMs - ev.speechStartMs) });
-        return;
-      case 'barge_in': {
-        const dropped = this.pacer.clear();
-        this.log.info('barge-in', { droppedMs: dropped });
-        agent.onBargeIn();
-        return;
-      }
-      default: {
-        const never: never = ev;
-        throw new Error(`unhandled turn event ${JSON.stringify(never)}`);
-      }
-    }
-  }
-
-  private turnAudio(speechEndMs: number): Int16Array {
-    return this.ring.slice(Math.floor(this.turnStartSample), Math.ceil(((speechEndMs + 100) * RATE) / 1000));
-  }
-
-  private info(speechEndMs: number, turn: number): TurnInfo {
-    const speechEndAt = this.wallOf(speechEndMs);
-    return { turn, speechEndAt, eouMs: this.now() - speechEndAt };
+    this.core.pushAudio(pcm);
   }
 
   /** Called by the registry's sweep. */
@@ -268,18 +228,13 @@ export class Call {
     this.state = 'closed';
     this.endReason = reason;
     this.abort.abort();
-    try {
-      this.agent?.close(reason);
-    } catch (err) {
-      this.log.warn('agent close failed', { err });
-    }
+    this.core.close(reason);
     this.agent = null;
     this.pacer.close();
-    this.vad.close();
     this.encoder.close();
     this.decoder.close();
     this.peer.close().catch((err: unknown) => this.log.warn('peer close failed', { err }));
-    this.log.info('closed', { reason, lost: this.rx.lost, received: this.rx.received, echoWindows: this.echoWindows });
+    this.log.info('closed', { reason, lost: this.rx.lost, received: this.rx.received, rtpCapped: this.rxCap.dropped, echoWindows: this.echoWindows });
     this.deps.onClosed(this, reason);
   }
 }
