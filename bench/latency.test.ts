@@ -3,7 +3,9 @@ import type { HeardFrame, TimedEvent } from './probe-client.js';
 import type { ServerMessage } from '../server/signaling.js';
 import {
   analyzeTrial,
+  audibleOnsetMs,
   bargeInStop,
+  classBreakdown,
   countTrials,
   cutOff,
   longestSilence,
@@ -205,4 +207,87 @@ t.test('trial summaries skip warm-ups; counts and the median trial', async (t) =
   t.equal(c.falseBargeIns, 1);
   t.equal(c.falseCutoffs, 1);
   t.equal(c.speculativeTurns, 1);
+});
+
+t.test('the audible onset inside a frame: the first 2 ms at RMS ≥ 100, to the sample', async (t) => {
+  const frame = new Int16Array(320);
+  t.equal(audibleOnsetMs(frame), undefined, 'silence has none');
+  frame.fill(1000, 288); // the last 2 ms
+  t.equal(audibleOnsetMs(frame), 18);
+  frame.fill(0).fill(150, 80);
+  t.equal(audibleOnsetMs(frame), 5);
+  frame.fill(0).fill(1000, 100, 103);
+  t.equal(audibleOnsetMs(frame), 100 / 16, 'a 3-sample click: from its first sample, not from the window that ends on it');
+});
+
+t.test('perceived latency counts from the onset inside the first audible frame, not from the next frame', async (t) => {
+  // The reply's first frame arrives at 1200 and turns audible 18 ms in: its whole-frame RMS stays under 100.
+  const heard = [
+    { at: 1180, rms: 0, bytes: 3 },
+    { at: 1200, rms: 40, bytes: 90, onsetMs: 18 },
+    { at: 1220, rms: 1100, bytes: 70, onsetMs: 0 },
+  ];
+  t.equal(perceivedLatency(1000, heard), 218);
+  // A frame audible as a whole but from 5 ms in is heard from 5 ms in.
+  t.equal(perceivedLatency(1000, [{ at: 1200, rms: 1500, bytes: 110, onsetMs: 5 }]), 205);
+  // An isolated click (audible 2 ms, nothing after) is not the reply.
+  t.equal(perceivedLatency(1000, [{ at: 1200, rms: 20, bytes: 30, onsetMs: 7 }, { at: 1220, rms: 0, bytes: 3 }, { at: 1240, rms: 900, bytes: 80, onsetMs: 2 }]), 242);
+  const r = analyzeTrial({ kind: 'turn', utterance: 'taxi.wav', play: { startAt: 0, lastVoicedAt: 1000, endAt: 1000 }, heard, events: [ev(1230, { type: 'metrics', turn: 1, eou_ms: 130, first_audio_ms: 190 })], endAt: 2000 });
+  t.equal(r.replyPacketMs, 200, 'the first speech packet (≥ 20 bytes) arrived 200 ms after the speech');
+  t.equal(r.quietStartMs, 18, 'and was quiet for its first 18 ms');
+  t.equal(r.edgeTransitMs, 10, 'transit and the speech-end error: 200 − first_audio 190');
+  t.equal(r.networkMs, 28, 'network+jitter is their sum');
+});
+
+t.test('the predictor’s decision comes from the metrics event when EVA sends it, and is absent otherwise', async (t) => {
+  const m = { type: 'metrics', turn: 1, eou_ms: 130, first_audio_ms: 140, eou_class: 'finished', decision: 'early' } as unknown as Parameters<typeof splitStages>[0];
+  t.match(splitStages(m, 180), { eouClass: 'finished', decision: 'early' });
+  const early = { type: 'metrics', turn: 2, eou_ms: 130, first_audio_ms: 140, eou_class: 'finished', eou_early: true } as unknown as Parameters<typeof splitStages>[0];
+  t.match(splitStages(early, 180), { eouClass: 'finished', decision: 'early' }, 'eou_early: true reads as an early answer');
+  const late = { type: 'metrics', turn: 3, eou_ms: 480, first_audio_ms: 490, eou_class: 'uncertain', eou_early: false } as unknown as Parameters<typeof splitStages>[0];
+  t.match(splitStages(late, 530), { decision: 'window' });
+  const plain = splitStages({ type: 'metrics', turn: 1, eou_ms: 480, first_audio_ms: 490 }, 530);
+  t.equal(plain.decision, undefined);
+  t.equal(plain.eouClass, undefined);
+});
+
+t.test('a pause trial reads the answer after the speech, not the cut-off answer inside the pause', async (t) => {
+  const play = { startAt: 0, lastVoicedAt: 3000, endAt: 3000 };
+  const events = [
+    ev(1700, { type: 'metrics', turn: 1, eou_ms: 120, first_audio_ms: 125 }),
+    ev(3300, { type: 'metrics', turn: 2, eou_ms: 250, first_audio_ms: 260 }),
+  ];
+  const r = analyzeTrial({ kind: 'pause', utterance: 'pizza.wav', clipClass: 'paused', partialFullStop: true, play, pauses: [{ startAt: 1500, endAt: 1850 }], heard: frames(0, 4000, (at) => between(1640, 1800)(at) || between(3280, 3800)(at)), events, endAt: 4000 });
+  t.equal(r.falseCutoff, true);
+  t.equal(r.eouMs, 250);
+  t.equal(r.turn, 2);
+  t.equal(r.clipClass, 'paused');
+  t.equal(r.partialFullStop, true);
+  t.equal(r.networkMs, undefined, 'no network split after a cut-off');
+  t.match(r.note, /no network split after a cut-off/);
+  // A turn trial answered before its clip ended is a cut-off too.
+  const turn = analyzeTrial({ kind: 'turn', utterance: 'weather.wav', play, heard: frames(0, 4000, between(2500, 3500)), events: [], endAt: 4000 });
+  t.equal(turn.falseCutoff, true);
+});
+
+t.test('the breakdown by class: eou, perceived and false cut-offs, the full-stop trials apart', async (t) => {
+  const trials: TrialResult[] = [
+    { kind: 'turn', utterance: 'yes.wav', clipClass: 'short', warmup: true, eouMs: 900 },
+    { kind: 'turn', utterance: 'okay.wav', clipClass: 'short', eouMs: 150, perceivedMs: 190, decision: 'early' },
+    { kind: 'turn', utterance: 'no-thanks.wav', clipClass: 'short', eouMs: 170, perceivedMs: 200, decision: 'early' },
+    { kind: 'turn', utterance: 'taxi.wav', clipClass: 'statement', eouMs: 140, perceivedMs: 180 },
+    { kind: 'barge', utterance: 'weather.wav', clipClass: 'question', eouMs: 130, perceivedMs: 170 },
+    { kind: 'pause', utterance: 'pizza.wav', clipClass: 'paused', partialFullStop: true, falseCutoff: true, eouMs: 240, decision: 'wait' },
+    { kind: 'pause', utterance: 'pizza.wav', clipClass: 'paused', partialFullStop: false, falseCutoff: false, eouMs: 260, perceivedMs: 300, decision: 'wait' },
+    { kind: 'pause', utterance: 'colour.wav', clipClass: 'paused', partialFullStop: true, falseCutoff: false, eouMs: 250, perceivedMs: 290 },
+  ];
+  const rows = classBreakdown(trials);
+  t.same(rows.map((r) => r.clipClass), ['short', 'statement', 'question', 'paused'], 'in report order, empty classes left out');
+  const short = rows[0]!;
+  t.same([short.trials, short.eou.p50, short.eou.max, short.perceived.p50, short.falseCutoffs], [2, 150, 170, 190, 0], 'the warm-up is left out');
+  t.same(short.decisions, { early: 2 });
+  const paused = rows[3]!;
+  t.same([paused.trials, paused.falseCutoffs, paused.fullStopTrials, paused.fullStopCutoffs], [3, 1, 2, 1]);
+  t.equal(paused.eou.p50, 250);
+  t.same(paused.decisions, { wait: 2 });
 });

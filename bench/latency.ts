@@ -12,6 +12,39 @@ import type { MetricsMessage } from '../server/signaling.js';
 export const AUDIBLE_RMS = 100;
 /** A gap between two received frames longer than this is an underrun (EVA sends a frame every 20 ms, also silence). */
 export const UNDERRUN_GAP_MS = 60;
+/** Samples over which a frame's audible onset is found: 2 ms at 16 kHz (a tenth of a frame). */
+export const ONSET_WINDOW = 32;
+
+/**
+ * Where sound becomes audible in `pcm`, in ms: in the first ONSET_WINDOW samples whose RMS reaches `rms`, the
+ * first sample whose own level does (a window that merely ends on the sound does not move the onset before it).
+ * Windows slide by one sample, so the answer is exact to 1/16 ms. Undefined when no window is audible. The probe
+ * records it for every frame it decodes (HeardFrame.onsetMs).
+ */
+export function audibleOnsetMs(pcm: Int16Array, rms = AUDIBLE_RMS, window = ONSET_WINDOW, rate = 16000): number | undefined {
+  if (pcm.length < window) return undefined;
+  const limit = rms * rms * window;
+  let sum = 0;
+  for (let i = 0; i < window; i++) sum += pcm[i]! * pcm[i]!;
+  for (let i = 0; ; i++) {
+    if (sum >= limit) {
+      for (let j = i; j < i + window; j++) if (Math.abs(pcm[j]!) >= rms) return (j * 1000) / rate;
+      return (i * 1000) / rate; // unreachable: a window at RMS ≥ rms has a sample at ≥ rms
+    }
+    if (i + window >= pcm.length) return undefined;
+    sum += pcm[i + window]! * pcm[i + window]! - pcm[i]! * pcm[i]!;
+  }
+}
+
+/** Opus payloads from this size are speech: EVA's silence packets are 3 bytes (load.ts classifies the same way). */
+export const SPEECH_PACKET_BYTES = 20;
+
+/**
+ * What a clip is, for the report's breakdown: a short answer ("Yes."), a finished statement, a question, a sentence
+ * with a mid-sentence pause (bench/utterances/manifest.json `class`).
+ */
+export type ClipClass = 'short' | 'statement' | 'question' | 'paused' | 'backchannel';
+export const CLIP_CLASSES: readonly ClipClass[] = ['short', 'statement', 'question', 'paused'];
 
 /**
  * turn: a clip, then EVA's answer. barge: speech over the answer (EVA should stop). backchannel: "uh huh" over the
@@ -41,6 +74,10 @@ export interface TrialCapture {
   /** Nothing after this instant belongs to the trial. */
   endAt: number;
   warmup?: boolean;
+  /** The answered clip's class (manifest). */
+  clipClass?: ClipClass;
+  /** The stand-in STT ended partial transcripts of this clip with a full stop (every other pause trial). */
+  partialFullStop?: boolean;
 }
 
 export interface AnalyzeOptions {
@@ -61,6 +98,8 @@ export interface TrialResult extends StageSplit {
   kind: TrialKind;
   utterance: string;
   warmup?: boolean;
+  clipClass?: ClipClass;
+  partialFullStop?: boolean;
   /** Server turn number, from the metrics event. */
   turn?: number;
   /** Last voiced sample sent → first audible reply frame received. */
@@ -77,6 +116,19 @@ export interface TrialResult extends StageSplit {
   falseCutoff?: boolean;
   /** A transcript arrived before the clip ended: the server ended the turn in the pause. */
   splitTurn?: boolean;
+  /** Last voiced sample sent → the reply's first speech packet (≥ SPEECH_PACKET_BYTES) received. */
+  replyPacketMs?: number;
+  /**
+   * perceived − replyPacketMs: how long the reply's first packets stayed below the audible threshold once they
+   * arrived (Opus's algorithmic delay, a quiet attack of the synthesized voice). Part of network+jitter.
+   */
+  quietStartMs?: number;
+  /**
+   * replyPacketMs − first_audio: the rest of network+jitter — the last voiced frame's uplink, the reply packet's
+   * downlink, and the error of EVA's end-of-speech instant (the end of its last voiced 32 ms VAD window, as EVA
+   * times it, against the frame that carried the last voiced sample).
+   */
+  edgeTransitMs?: number;
   /** Audible reply received for the trial, ms (frames × 20). */
   replyAudibleMs?: number;
   /** Longest silence inside the answer (between its first and last audible frames before anything is played over it). */
@@ -98,10 +150,39 @@ export function lastAudibleBetween(heard: readonly HeardFrame[], from: number, t
   return last;
 }
 
-/** Perceived latency: last voiced sample sent → first audible frame received after it (undefined: no reply). */
+/**
+ * The first instant in [from, to) at which received audio is audible: the onset inside the first frame that is
+ * audible in part (`onsetMs`: its first 2 ms at RMS ≥ 100) and whose sound goes on (the frame, or the one after
+ * it, is audible as a whole: an isolated click does not count); a frame recorded without onsets (synthetic
+ * records) counts from its arrival when its RMS is audible. The onset matters: a reply whose first frame turns
+ * audible 15 ms in has a whole-frame RMS under the threshold, and counting from the next frame's arrival would
+ * add 20 ms that nobody waited; a frame audible from 12 ms in is not heard at its arrival either.
+ */
+export function audibleOnsetBetween(heard: readonly HeardFrame[], from: number, to = Infinity, rms = AUDIBLE_RMS): { at: number; frame: HeardFrame } | undefined {
+  for (let i = 0; i < heard.length; i++) {
+    const f = heard[i]!;
+    if (f.at < from) continue;
+    if (f.at >= to) return undefined;
+    if (f.onsetMs !== undefined) {
+      const next = heard[i + 1];
+      if (f.rms >= rms || (next !== undefined && next.rms >= rms)) return { at: f.at + f.onsetMs, frame: f };
+    } else if (f.rms >= rms) {
+      return { at: f.at, frame: f };
+    }
+  }
+  return undefined;
+}
+
+/** Perceived latency: last voiced sample sent → the reply's audible onset received after it (undefined: no reply). */
 export function perceivedLatency(lastVoicedAt: number, heard: readonly HeardFrame[], until = Infinity, rms = AUDIBLE_RMS): number | undefined {
-  const f = firstAudibleBetween(heard, lastVoicedAt, until, rms);
+  const f = audibleOnsetBetween(heard, lastVoicedAt, until, rms);
   return f ? f.at - lastVoicedAt : undefined;
+}
+
+/** The first speech packet (by size) received in [from, to); only frames recorded with their size count. */
+export function firstSpeechPacketBetween(heard: readonly HeardFrame[], from: number, to = Infinity): HeardFrame | undefined {
+  for (const f of heard) if (f.at >= from && f.at < to && f.bytes !== undefined && f.bytes >= SPEECH_PACKET_BYTES) return f;
+  return undefined;
 }
 
 /** The first `metrics` event received in [from, to). */
@@ -113,6 +194,14 @@ export function metricsBetween(events: readonly TimedEvent[], from: number, to =
 /** The server's per-turn stages and what is derived from them (see splitStages). */
 export interface StageSplit {
   eouMs?: number;
+  /**
+   * EVA's end-of-turn predictor, when its metrics event says (`eou_class`: what it took the turn for, e.g.
+   * finished / likely / uncertain / unfinished; `decision`: `early` when it answered before the end-of-turn window
+   * closed (`eou_early`), `window` when at it, or what EVA names in a `decision` field). Absent from EVAs that do
+   * not send them.
+   */
+  eouClass?: string;
+  decision?: string;
   sttMs?: number;
   llmTtftMs?: number;
   firstSentenceMs?: number;
@@ -149,8 +238,13 @@ export interface StageSplit {
  */
 export function splitStages(m: MetricsMessage | undefined, perceivedMs: number | undefined, speculationLeadMs = 320, replyAfterCommitMs?: number): StageSplit {
   if (!m) return {};
+  const extra = m as unknown as Record<string, unknown>;
+  const label = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined);
   const s: StageSplit = {
     eouMs: m.eou_ms,
+    eouClass: label(extra.eou_class),
+    // `decision` when EVA names it; else from `eou_early`: answered before the end-of-turn window closed, or at it.
+    decision: label(extra.decision) ?? (typeof extra.eou_early === 'boolean' ? (extra.eou_early ? 'early' : 'window') : undefined),
     sttMs: m.stt_ms,
     llmTtftMs: m.llm_ttft_ms,
     firstSentenceMs: m.first_sentence_ms,
@@ -225,12 +319,16 @@ export function analyzeTrial(c: TrialCapture, opts: AnalyzeOptions = {}): TrialR
   const rms = opts.audibleRms ?? AUDIBLE_RMS;
   const r: TrialResult = { kind: c.kind, utterance: c.utterance };
   if (c.warmup) r.warmup = true;
+  if (c.clipClass) r.clipClass = c.clipClass;
+  if (c.partialFullStop !== undefined) r.partialFullStop = c.partialFullStop;
   const notes: string[] = [];
   // The answer to the first clip must come before the clip played over it (if any) starts.
   const perceived = perceivedLatency(c.play.lastVoicedAt, c.heard, c.over ? c.over.play.startAt : c.endAt, rms);
   if (perceived !== undefined) r.perceivedMs = perceived;
   else notes.push('no audible reply');
-  const metrics = metricsBetween(c.events, c.play.startAt, c.endAt);
+  // The answer to the whole clip: the first metrics event after its speech ended. An answer given inside a pause
+  // (a false cut-off) sends one earlier; it is the fallback only when no later one came.
+  const metrics = metricsBetween(c.events, c.play.lastVoicedAt, c.endAt) ?? metricsBetween(c.events, c.play.startAt, c.endAt);
   if (metrics) {
     r.turn = metrics.msg.turn;
     const turn = metrics.msg.turn;
@@ -242,12 +340,32 @@ export function analyzeTrial(c: TrialCapture, opts: AnalyzeOptions = {}): TrialR
   } else {
     notes.push('no metrics event');
   }
-  if (c.kind === 'pause') Object.assign(r, cutOff(c.play, c.pauses ?? [], c.heard, c.events, rms));
+  // Every trial can be cut off (EVA audible before the clip's speech ended); a pause trial is where it is likely.
+  const cut = cutOff(c.play, c.pauses ?? [], c.heard, c.events, rms);
+  if (c.kind === 'pause') Object.assign(r, cut);
+  else if (cut.falseCutoff) r.falseCutoff = true;
+  const packet = firstSpeechPacketBetween(c.heard, c.play.lastVoicedAt, c.over ? c.over.play.startAt : c.endAt);
+  if (packet && r.perceivedMs !== undefined) {
+    r.replyPacketMs = packet.at - c.play.lastVoicedAt;
+    r.quietStartMs = r.perceivedMs - r.replyPacketMs;
+    if (r.firstAudioMs !== undefined) r.edgeTransitMs = r.replyPacketMs - r.firstAudioMs;
+  }
+  if (cut.falseCutoff && r.networkMs !== undefined) {
+    // After an answer inside the pause was taken back, the final answer's first_audio need not be the first packet
+    // the client got after the speech (seen: 105 ms apart): the network split of such a trial is not a network's.
+    delete r.networkMs;
+    delete r.quietStartMs;
+    delete r.edgeTransitMs;
+    notes.push('no network split after a cut-off');
+  }
   // EVA already talking when the speech ended (it answered inside a pause, or an earlier answer ran on): the first
   // audible frame after the end is not the start of an answer, so there is no latency to read.
   if (r.perceivedMs !== undefined && audibleBefore(c.heard, c.play.lastVoicedAt, 100, rms)) {
     delete r.perceivedMs;
     delete r.networkMs;
+    delete r.replyPacketMs;
+    delete r.quietStartMs;
+    delete r.edgeTransitMs;
     notes.push('EVA was already talking when the speech ended');
   }
   if (c.over) {
@@ -349,6 +467,8 @@ export const FIGURES = [
   ['providersMs', 'providers: STT + LLM first sentence + TTS first audio'],
   ['overheadMs', "EVA's overhead (first_audio − critical path of eou window and providers)"],
   ['networkMs', 'network + jitter + decode (perceived − first_audio)'],
+  ['quietStartMs', "of which the reply's quiet start (first speech packet received → audible onset)"],
+  ['edgeTransitMs', "of which uplink + downlink + EVA's end-of-speech error (first speech packet received − first_audio)"],
   ['bargeStopMs', 'barge-in stop (client: onset of speech sent → last reply frame received)'],
   ['bargeEventMs', 'barge-in event (client: onset → `interrupted` received)'],
 ] as const satisfies readonly (readonly [keyof TrialResult, string])[];
@@ -410,4 +530,44 @@ export function medianTrial(trials: readonly TrialResult[]): TrialResult | undef
   const withP = trials.filter((t) => !t.warmup && t.perceivedMs !== undefined).sort((a, b) => a.perceivedMs! - b.perceivedMs!);
   if (!withP.length) return undefined;
   return withP[Math.ceil(0.5 * withP.length) - 1];
+}
+
+/** One row of the breakdown by clip class (report). */
+export interface ClassRow {
+  clipClass: ClipClass;
+  /** Counted trials whose answered clip has this class. */
+  trials: number;
+  eou: Summary;
+  perceived: Summary;
+  /** Trials in which EVA was audible before the clip's speech ended. */
+  falseCutoffs: number;
+  /** Pause trials whose partial transcripts ended in ".", and the false cut-offs among them. */
+  fullStopTrials: number;
+  fullStopCutoffs: number;
+  /** How often EVA's predictor decided what (metrics `decision`), when it says. */
+  decisions: Record<string, number>;
+}
+
+/** EOU time, perceived latency, false cut-offs and decisions per clip class, warm-ups left out. */
+export function classBreakdown(trials: readonly TrialResult[]): ClassRow[] {
+  const counted = trials.filter((t) => !t.warmup);
+  const rows: ClassRow[] = [];
+  for (const c of CLIP_CLASSES) {
+    const of = counted.filter((t) => t.clipClass === c);
+    if (!of.length) continue;
+    const decisions: Record<string, number> = {};
+    for (const t of of) if (t.decision !== undefined) decisions[t.decision] = (decisions[t.decision] ?? 0) + 1;
+    const stop = of.filter((t) => t.partialFullStop);
+    rows.push({
+      clipClass: c,
+      trials: of.length,
+      eou: summarize(of.map((t) => t.eouMs)),
+      perceived: summarize(of.map((t) => t.perceivedMs)),
+      falseCutoffs: of.filter((t) => t.falseCutoff).length,
+      fullStopTrials: stop.length,
+      fullStopCutoffs: stop.filter((t) => t.falseCutoff).length,
+      decisions,
+    });
+  }
+  return rows;
 }

@@ -7,6 +7,7 @@ import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
 import { Pacer, PacerScheduler } from '../media/pacer.js';
 import { Peer } from '../media/peer.js';
 import type { CallConfig, ServerMessage } from '../server/signaling.js';
+import { audibleOnsetMs } from './latency.js';
 
 export interface TimedEvent {
   at: number;
@@ -14,8 +15,18 @@ export interface TimedEvent {
 }
 
 export interface HeardFrame {
+  /** performance.now() when the packet arrived (before it was decoded). */
   at: number;
+  /** RMS of the decoded 20 ms frame. */
   rms: number;
+  /** Opus payload size: EVA's silence packets are a few bytes, speech is ≥ 20 (load.ts classifies by it too). */
+  bytes?: number;
+  /**
+   * Where in the frame audible sound starts, ms from the frame's first sample: the first ONSET_WINDOW (2 ms)
+   * whose RMS reaches AUDIBLE_RMS (latency.ts `audibleOnsetMs`). Unset when no part of the frame is audible. A frame that starts quietly but
+   * ends audible has rms < AUDIBLE_RMS as a whole and yet is heard from `at + onsetMs`.
+   */
+  onsetMs?: number;
 }
 
 export interface PlayResult {
@@ -30,7 +41,6 @@ export interface PlayResult {
 export const AUDIBLE_RMS = 100;
 
 const CLIENT_RATE = 16000;
-
 export class ProbeCall {
   readonly events: TimedEvent[] = [];
   readonly heard: HeardFrame[] = [];
@@ -164,13 +174,18 @@ export class ProbeCall {
 
   private onAudio(payload: Buffer): void {
     if (this.closed) return;
+    // The arrival, not the end of the decode: what a frame holds is heard from when it arrives.
+    const at = performance.now();
     let pcm: Int16Array;
     try {
       pcm = this.dec.decode(payload);
     } catch {
       return;
     }
-    this.heard.push({ at: performance.now(), rms: rmsOf(pcm) });
+    const frame: HeardFrame = { at, rms: rmsOf(pcm), bytes: payload.length };
+    const onset = audibleOnsetMs(pcm);
+    if (onset !== undefined) frame.onsetMs = onset;
+    this.heard.push(frame);
     if (this.pcmSamples < CLIENT_RATE * this.keepPcmSeconds) {
       this.pcm.push(pcm);
       this.pcmSamples += pcm.length;

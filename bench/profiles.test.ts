@@ -25,8 +25,10 @@ t.test('overrides and bench keys: --profile groq,ttftMs=200,tts=groq', async (t)
 });
 
 t.test('bad specs are clear errors', async (t) => {
-  t.throws(() => parseBenchProfile('groqq'), /unknown latency profile "groqq"; known: instant, groq, ollama-gpu/);
-  t.throws(() => parseBenchProfile('groq,ttft=3'), /unknown latency profile key "ttft".*bench keys: llm, tts/);
+  t.throws(() => parseBenchProfile('groqq'), /unknown latency profile "groqq"; known: instant, groq, ollama-gpu, local-stream/);
+  t.throws(() => parseBenchProfile('groq,ttft=3'), /unknown latency profile key "ttft".*bench keys: llm, tts, stt/);
+  t.throws(() => parseBenchProfile('groq,stt=whisper'), /stt must be groq, openai or realtime/);
+  t.throws(() => parseBenchProfile('local-stream,partialEveryMs=0'), /partialEveryMs must be at least 10 ms/);
   t.throws(() => parseBenchProfile('groq,llm=openai'), /llm must be groq or ollama/);
   t.throws(() => parseBenchProfile(''), /empty profile/);
 });
@@ -50,6 +52,30 @@ t.test('EVA’s environment per profile points the real adapters at the stand-in
   const groqTts = evaEnv(parseBenchProfile('ollama-gpu,tts=groq'), urls);
   t.equal(groqTts.GROQ_BASE_URL, 'http://127.0.0.1:1001');
   t.equal(groqTts.EVA_TTS, 'groq');
+});
+
+t.test('local-stream: streaming STT (partials every 100 ms, final 30 ms after speech), TTFT 60 ms, 150 tok/s, Ollama', async (t) => {
+  const p = parseBenchProfile('local-stream');
+  t.same(p.latency, { sttMs: 30, ttftMs: 60, tokensPerSec: 150, ttsFirstMs: 0, partialEveryMs: 100 });
+  t.equal(p.stt, 'realtime');
+  t.equal(p.llm, 'ollama');
+  t.equal(p.tts, 'espeak');
+  t.same(evaEnv(p, { ...urls, realtime: 'ws://127.0.0.1:1003/v1/realtime' }), {
+    EVA_TTS: 'espeak',
+    EVA_STT: 'realtime',
+    EVA_STT_URL: 'ws://127.0.0.1:1003/v1/realtime',
+    EVA_STT_API_KEY: 'standin',
+    EVA_LLM: 'ollama',
+    OLLAMA_HOST: 'http://127.0.0.1:1002',
+  });
+  t.throws(() => evaEnv(p, urls), /needs the realtime stand-in's URL/);
+  const slower = parseBenchProfile('local-stream,sttMs=80,partialEveryMs=200');
+  t.same([slower.latency.sttMs, slower.latency.partialEveryMs, slower.stt], [80, 200, 'realtime']);
+  t.equal(parseBenchProfile('local-stream,stt=openai').stt, 'openai', 'stt= picks the segment adapter instead');
+  t.equal(parseBenchProfile('groq,stt=realtime').llm, 'groq', 'any profile can stream');
+  t.equal(parseBenchProfile('groq').stt, 'groq');
+  t.equal(parseBenchProfile('ollama-gpu').stt, 'openai');
+  t.match(describeProfile(p), /streaming STT \(partials every 100 ms, final 30 ms after the commit\), TTFT 60 ms, 150 tok\/s, LLM ollama/);
 });
 
 t.test('profiles from the command line', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { bins, binWidth, esc, niceStep, ticks } from './chart.js';
 import { countTrials, summarizeTrials, type TrialResult } from './latency.js';
-import { formatReport, histogramChart, profileTable, reportFiles, stamp, textTable, waterfallChart, waterfallRows, type BenchResult, type ProfileResult } from './report.js';
+import { classTable, decisionMarkers, formatReport, histogramChart, profileTable, reportFiles, stamp, sttRequestCounts, sttRequestsLine, textTable, waterfallChart, waterfallRows, type BenchResult, type ProfileResult } from './report.js';
 
 const trials: TrialResult[] = [
   { kind: 'turn', utterance: 'yes.wav', warmup: true, perceivedMs: 2000 },
@@ -103,6 +103,48 @@ t.test('the profile table has every measured figure with n/min/p50/p95/p99/max, 
   t.match(table, /barge-in: stopped 1\/1/);
   t.match(table, /false barge-ins on backchannels 0\/1, on EVA's own echo –/);
   t.match(table, /false cut-offs in pauses 0\/1/);
+  t.match(table, /speculative STT requests per turn: n\/a \(not measured\)/);
+});
+
+t.test('speculative STT requests per turn come from EVA’s counter, summed over its other labels', async (t) => {
+  const scrape = [
+    '# HELP eva_stt_requests_total STT requests',
+    '# TYPE eva_stt_requests_total counter',
+    'eva_stt_requests_total{provider="groq",speculative="true"} 12',
+    'eva_stt_requests_total{provider="realtime",speculative="true"} 3',
+    'eva_stt_requests_total{speculative="false",provider="groq"} 10',
+    'eva_stt_requests_totally_else{speculative="true"} 99',
+  ].join('\n');
+  t.same(sttRequestCounts(scrape), { speculative: 15, final: 10 });
+  t.equal(sttRequestCounts('eva_turns_total 4\n'), undefined, 'no counter, no numbers');
+  t.same(sttRequestCounts('# HELP eva_stt_requests_total STT requests\n# TYPE eva_stt_requests_total counter\n'), { speculative: 0, final: 0 }, 'declared, nothing counted yet: zeros');
+  t.equal(sttRequestsLine({ speculative: 30, final: 20, turns: 20 }), 'speculative STT requests per turn: 1.50 (30 speculative + 20 final over 20 answered turns)');
+  t.equal(sttRequestsLine({ unavailable: 'EVA exports no eva_stt_requests_total{speculative} counter' }), 'speculative STT requests per turn: n/a (EVA exports no eva_stt_requests_total{speculative} counter)');
+  t.match(profileTable({ ...result.profiles[0]!, sttRequests: { speculative: 6, final: 4, turns: 4 } }), /speculative STT requests per turn: 1\.50/);
+});
+
+t.test('the class table: eou and false cut-offs by class, the pauses whose partial ended in "." apart', async (t) => {
+  const table = classTable([
+    { kind: 'turn', utterance: 'okay.wav', clipClass: 'short', eouMs: 150, perceivedMs: 190, decision: 'early' },
+    { kind: 'turn', utterance: 'rain.wav', clipClass: 'question', eouMs: 140, perceivedMs: 185 },
+    { kind: 'pause', utterance: 'pizza.wav', clipClass: 'paused', partialFullStop: true, falseCutoff: true, eouMs: 240 },
+    { kind: 'pause', utterance: 'pizza.wav', clipClass: 'paused', partialFullStop: false, falseCutoff: false, eouMs: 260, perceivedMs: 300 },
+  ])!;
+  t.match(table, /by class \(ms\)\s+trials\s+eou p50\s+eou p95\s+perceived p50\s+perceived p95\s+false cut-offs\s+decisions/);
+  t.match(table, /short answer\s+1\s+150\s+150\s+190\s+190\s+0\/1\s+early 1/);
+  t.match(table, /question\s+1\s+140/);
+  t.match(table, /paused \(mid-sentence\)\s+2\s+240\s+260\s+300\s+300\s+1\/2 \(1\/1 with "\."\)/);
+  t.notMatch(table, /finished statement/, 'classes without trials are left out');
+  t.equal(classTable([{ kind: 'turn', utterance: 'x.wav' }]), undefined, 'results without classes: no table');
+});
+
+t.test('the waterfall marks where the end-of-turn decision was made', async (t) => {
+  const median = { kind: 'turn', utterance: 'x.wav', perceivedMs: 180, eouMs: 130, decision: 'early', eouClass: 'finished', firstAudioMs: 140 } as const;
+  t.match(decisionMarkers(median), [{ label: 'decision at 130 ms (early, finished)', value: 130 }]);
+  t.same(decisionMarkers({ kind: 'turn', utterance: 'x.wav' }), []);
+  const svg = waterfallChart({ ...result.profiles[0]!, trials: [median] });
+  t.match(svg, /decision at 130 ms \(early, finished\)/);
+  t.match(svg, /stroke-dasharray/);
 });
 
 t.test('the full report lists the machine, each profile, the text probes and the load ramp', async (t) => {

@@ -2,7 +2,7 @@
 // charts (a waterfall of the median turn and a histogram of perceived latency per profile, lag and CPU against
 // calls for the load ramp). Pure: a result in, strings out; run.ts writes them to bench/results/.
 import { COLORS, histogramSvg, lineSvg, waterfallSvg, type Marker, type WaterfallRow } from './chart.js';
-import { FIGURES, medianTrial, type Counts, type FigureKey, type Summary, type TrialResult } from './latency.js';
+import { FIGURES, classBreakdown, medianTrial, type ClipClass, type Counts, type FigureKey, type Summary, type TrialResult } from './latency.js';
 import type { LoadResult } from './load.js';
 import type { LatencyProfile } from './profiles.js';
 import type { TextProbeResult } from './text-probes.js';
@@ -33,6 +33,11 @@ export interface ProfileResult {
   trials: TrialResult[];
   summary: Record<FigureKey, Summary>;
   counts: Counts;
+  /**
+   * EVA's STT requests over the profile's trials (GET /metrics `eva_stt_requests_total{speculative}` before and
+   * after), and the turns EVA answered (distinct `metrics` turns); or why the counter could not be read.
+   */
+  sttRequests?: { speculative: number; final: number; turns: number } | { unavailable: string };
   text: TextProbeResult[];
   errors: string[];
 }
@@ -84,6 +89,8 @@ const SHORT: Record<FigureKey, string> = {
   providersMs: 'providers total',
   overheadMs: 'EVA overhead',
   networkMs: 'network+jitter',
+  quietStartMs: '  quiet reply start',
+  edgeTransitMs: '  transit+VAD edge',
   bargeStopMs: 'barge-in stop',
   bargeEventMs: 'barge-in event',
 };
@@ -108,6 +115,65 @@ function rate(x: number, of: number): string {
   return of === 0 ? '–' : `${x}/${of}`;
 }
 
+/**
+ * The totals of `eva_stt_requests_total` in a Prometheus text scrape, by its `speculative` label (summed over any
+ * other labels); zeros when the counter is declared but has no samples yet (prom-client exports a labelled counter
+ * only once it was incremented); undefined when EVA has no such counter.
+ */
+export function sttRequestCounts(scrape: string): { speculative: number; final: number } | undefined {
+  let found = /^# TYPE eva_stt_requests_total counter$/m.test(scrape);
+  const out = { speculative: 0, final: 0 };
+  for (const line of scrape.split('\n')) {
+    const m = /^eva_stt_requests_total\{([^}]*)\}\s+(\S+)/.exec(line.trim());
+    if (!m) continue;
+    const spec = /(?:^|,)\s*speculative="(true|false)"/.exec(m[1]!);
+    const v = Number(m[2]);
+    if (!spec || !Number.isFinite(v)) continue;
+    found = true;
+    if (spec[1] === 'true') out.speculative += v;
+    else out.final += v;
+  }
+  return found ? out : undefined;
+}
+
+/** "1.40 speculative STT requests per turn (28 speculative + 20 final over 20 turns)", or "n/a (why)". */
+export function sttRequestsLine(r: ProfileResult['sttRequests']): string {
+  if (!r) return 'speculative STT requests per turn: n/a (not measured)';
+  if ('unavailable' in r) return `speculative STT requests per turn: n/a (${r.unavailable})`;
+  const per = r.turns ? (r.speculative / r.turns).toFixed(2) : '–';
+  return `speculative STT requests per turn: ${per} (${r.speculative} speculative + ${r.final} final over ${r.turns} answered turns)`;
+}
+
+const CLASS_NAMES: Record<ClipClass, string> = {
+  short: 'short answer',
+  statement: 'finished statement',
+  question: 'question',
+  paused: 'paused (mid-sentence)',
+  backchannel: 'backchannel',
+};
+
+/**
+ * EOU time, perceived latency and false cut-offs by clip class; for paused clips also the cut-offs among the
+ * trials whose partial transcript ended in "."; EVA's decisions when its metrics name them.
+ */
+export function classTable(trials: readonly TrialResult[]): string | undefined {
+  const rows = classBreakdown(trials);
+  if (!rows.length) return undefined;
+  const body = rows.map((r) => [
+    CLASS_NAMES[r.clipClass],
+    String(r.trials),
+    num(r.eou.p50),
+    num(r.eou.p95),
+    num(r.perceived.p50),
+    num(r.perceived.p95),
+    `${rate(r.falseCutoffs, r.trials)}${r.fullStopTrials ? ` (${rate(r.fullStopCutoffs, r.fullStopTrials)} with ".")` : ''}`,
+    Object.entries(r.decisions)
+      .map(([d, n]) => `${d} ${n}`)
+      .join(', '),
+  ]);
+  return textTable(['by class (ms)', 'trials', 'eou p50', 'eou p95', 'perceived p50', 'perceived p95', 'false cut-offs', 'decisions'], body);
+}
+
 /** The table for one profile: every figure with n/min/p50/p95/p99/max, then the counts. */
 export function profileTable(p: ProfileResult): string {
   const rows = FIGURES.filter(([k]) => p.summary[k] && p.summary[k].n > 0).map(([k]) => {
@@ -125,9 +191,11 @@ export function profileTable(p: ProfileResult): string {
       `false barge-ins on backchannels ${rate(c.falseBargeIns, c.backchannelTrials)}, on EVA's own echo ${rate(c.echoBargeIns, c.echoTrials)}; ` +
       `false cut-offs in pauses ${rate(c.falseCutoffs, c.pauseTrials)} (split turns ${rate(c.splitTurns, c.pauseTrials)})`,
   ];
+  tail.push(`   ${sttRequestsLine(p.sttRequests)}`);
   for (const e of p.errors) tail.push(`   ! ${e}`);
   const table = rows.length ? textTable(['figure (ms)', 'n', 'min', 'p50', 'p95', 'p99', 'max', 'DESIGN target'], rows) : '   (no figures: no trial got a reply)';
-  return [...head, table, ...tail].join('\n');
+  const classes = classTable(p.trials);
+  return [...head, table, ...(classes ? [classes] : []), ...tail].join('\n');
 }
 
 export function textProbeTable(probes: readonly TextProbeResult[]): string {
@@ -229,8 +297,16 @@ export function waterfallChart(p: ProfileResult, pauseMs = 160): string {
   const lead = t.eouMs !== undefined ? Math.max(0, t.eouMs - pauseMs) : 320;
   return waterfallSvg(waterfallRows(t, lead), {
     title: `${p.label}: the median turn, stage by stage`,
-    subtitle: `${t.utterance} (${t.kind}), perceived ${t.perceivedMs!.toFixed(0)} ms; stages from EVA's metrics event, perceived from the client over WebRTC`,
+    subtitle: `${t.utterance} (${t.kind}${t.clipClass ? `, ${CLASS_NAMES[t.clipClass]}` : ''}), perceived ${t.perceivedMs!.toFixed(0)} ms; stages from EVA's metrics event, perceived from the client over WebRTC`,
+    markers: decisionMarkers(t),
   });
+}
+
+/** The end-of-turn decision on the waterfall: a line at eou_ms (speech end → EVA decided), named by its decision. */
+export function decisionMarkers(t: TrialResult): Marker[] {
+  if (t.eouMs === undefined) return [];
+  const what = [t.decision, t.eouClass].filter(Boolean).join(', ');
+  return [{ label: `decision at ${t.eouMs.toFixed(0)} ms${what ? ` (${what})` : ''}`, value: t.eouMs, color: COLORS.eva, dashed: true }];
 }
 
 export function histogramChart(p: ProfileResult): string {

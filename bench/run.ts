@@ -12,24 +12,26 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { decodeWav } from '../media/wav.js';
 import { DEFAULT_TURN_CONFIG } from '../media/turns.js';
-import { AUDIBLE_RMS, analyzeTrial, countTrials, lastAudibleBetween, firstAudibleBetween, summarizeTrials, type TrialCapture, type TrialKind, type TrialResult } from './latency.js';
+import { AUDIBLE_RMS, analyzeTrial, countTrials, lastAudibleBetween, firstAudibleBetween, summarizeTrials, type ClipClass, type TrialCapture, type TrialKind, type TrialResult } from './latency.js';
 import { rampLevels, runLoad } from './load.js';
 import { ProbeCall } from './probe-client.js';
 import { describeProfile, evaEnv, parseBenchProfile, profilesFromArgs, type BenchProfile } from './profiles.js';
-import { formatReport, reportFiles, type BenchResult, type MachineInfo, type ProfileResult } from './report.js';
+import { formatReport, reportFiles, sttRequestCounts, type BenchResult, type MachineInfo, type ProfileResult } from './report.js';
 import { start as startGroq, type GroqStandin } from './standins/groq.js';
 import { start as startOllama, type OllamaStandin } from './standins/ollama.js';
+import { startRealtimeStandin, type RealtimeStandin } from './standins/realtime.js';
 import type { ChatMessageLike } from './standins/server.js';
 import { runTextProbes } from './text-probes.js';
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick                 a short run (about 2 min): 2 turns and one of each other trial per profile, no load ramp
-  --profile SPEC          a profile, repeatable: instant | groq | ollama-gpu, with overrides: groq,ttftMs=200,tts=groq
-  --profiles a,b,c        profile names, comma-separated (default: instant,groq,ollama-gpu)
+  --quick                 a short run (about 1 min per profile): 2 turns, 2 pauses, one of each other trial, no load ramp
+  --profile SPEC          a profile, repeatable: instant | groq | ollama-gpu | local-stream, with overrides: groq,ttftMs=200,tts=groq
+  --profiles a,b,c        profile names, comma-separated (default: instant,groq,ollama-gpu,local-stream)
   --turns N               turns per profile (default 20; quick 3)
   --barge N               barge-in trials per profile (default 10; quick 1)
   --backchannel N         backchannel trials per profile (default 5; quick 1)
-  --pause N               mid-sentence pause trials per profile (default 6; quick 1)
+  --pause N               mid-sentence pause trials per profile (default 20; quick 2); every other one gets partial
+                          transcripts that end in a full stop
   --echo N                trials with EVA's own answer fed back into the mic (default 5; quick 0)
   --echo-db DB            how much quieter that echo is than EVA's audio as received (default 20)
   --barge-delay MS        speak over EVA this long after its reply starts (default 300)
@@ -121,7 +123,7 @@ export function parseArgs(argv: readonly string[]): Args {
     turns: nums.turns ?? (quick ? 2 : 20),
     barge: nums.barge ?? (quick ? 1 : 10),
     backchannel: nums.backchannel ?? (quick ? 1 : 5),
-    pause: nums.pause ?? (quick ? 1 : 6),
+    pause: nums.pause ?? (quick ? 2 : 20),
     echo: nums.echo ?? (quick ? 0 : 5),
     echoDb: nums.echoDb ?? 20,
     bargeDelayMs: nums.bargeDelayMs ?? 300,
@@ -140,25 +142,41 @@ export function parseArgs(argv: readonly string[]): Args {
 // ---------------------------------------------------------------------------------------------------------------
 // Utterances
 
+/** A mid-sentence pause of a clip (manifest.json). */
+export interface ClipPause {
+  startMs: number;
+  endMs: number;
+  /** Words of the clip's text before the pause. */
+  words?: number;
+  /** How the part before the pause ends: `level` (continuation, part A said with a trailing comma) or `falling`. */
+  intonation?: 'level' | 'falling';
+}
+
 export interface Utterance {
   file: string;
+  /** How the trial plan uses it: short answers, long clips (questions, statements), pauses, backchannels. */
   kind: 'short' | 'long' | 'pause' | 'backchannel';
+  /** What it is, for the report's breakdown by class. */
+  class: ClipClass;
   text: string;
   durationMs: number;
   voicedStartMs: number;
   voicedEndMs: number;
-  pauses: { startMs: number; endMs: number }[];
+  pauses: ClipPause[];
   path: string;
   pcm: Int16Array;
 }
 
+const KIND_CLASS: Record<Utterance['kind'], ClipClass> = { short: 'short', long: 'question', pause: 'paused', backchannel: 'backchannel' };
+
 export function loadUtterances(dir = join(ROOT, 'bench', 'utterances')): Utterance[] {
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { utterances: Omit<Utterance, 'pcm' | 'path'>[] };
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { utterances: (Omit<Utterance, 'pcm' | 'path' | 'class'> & { class?: ClipClass })[] };
   return manifest.utterances.map((u) => {
     const path = join(dir, u.file);
     const wav = decodeWav(readFileSync(path));
     if (wav.sampleRate !== 16000) throw new Error(`${u.file}: expected 16 kHz, got ${wav.sampleRate}`);
-    return { ...u, path, pcm: wav.samples };
+    // Manifests from before the classes: a long clip was a question.
+    return { ...u, class: u.class ?? KIND_CLASS[u.kind], path, pcm: wav.samples };
   });
 }
 
@@ -250,40 +268,136 @@ async function startEva(main: string, extraEnv: Record<string, string>): Promise
   return { child, httpUrl, wsUrl: httpUrl.replace(/^http/, 'ws') + '/ws', startMs: performance.now() - t0, stderrTail: tail, stop };
 }
 
+/** What the stand-in STTs transcribe: the clip being played (the bench plays one clip at a time). */
+export interface Expect {
+  text: string;
+  voicedMs?: number;
+  pauses?: readonly ClipPause[];
+  /** Partial transcripts (part of the clip) end in a full stop, as Whisper often writes one at a pause. */
+  fullStop?: boolean;
+  /** performance.now() when the clip started to leave: nothing after now − startAt can have been heard yet. */
+  startAt?: number;
+}
+
 interface Standins {
   groq: GroqStandin;
   ollama: OllamaStandin;
-  /** What the stand-in STT returns: the text of the clip being played (the bench plays one clip at a time). */
-  expect: { text: string; voicedMs?: number };
+  /** Only for streaming-STT profiles (stt=realtime). */
+  realtime?: RealtimeStandin;
+  expect: Expect;
 }
 
 /** Audio EVA sends around a turn's speech: ~200 ms of lead-in and ~100 ms after it. */
 const TURN_PADDING_MS = 300;
 
 /**
- * What a Whisper-like STT makes of part of a clip: the words spoken so far, without the sentence's end
- * punctuation (speech cut mid-sentence does not sound finished). The whole clip gives the whole text. This keeps
- * EVA's early end of turn honest in the bench: a transcript of a mid-sentence pause does not read as finished.
+ * How many of a clip's `words` have been said `heardMs` into it. Words are spread evenly over each run of speech
+ * between the clip's pauses; with the pauses' word counts known (manifest `words`), audio that ends in or near a
+ * pause gives exactly the words before it.
  */
-export function partialTranscript(text: string, voicedMs: number | undefined, audioMs: number): string {
-  if (!voicedMs || audioMs - TURN_PADDING_MS >= 0.9 * voicedMs) return text;
+export function wordsHeard(words: number, voicedMs: number, heardMs: number, pauses: readonly ClipPause[] = []): number {
+  // Runs of speech between the pauses: [startMs, endMs, words before the run, words in it].
+  const runs: [number, number, number, number][] = [];
+  let from = 0;
+  let before = 0;
+  for (const p of [...pauses].filter((p) => p.words !== undefined).sort((a, b) => a.startMs - b.startMs)) {
+    runs.push([from, p.startMs, before, p.words! - before]);
+    from = p.endMs;
+    before = p.words!;
+  }
+  runs.push([from, voicedMs, before, words - before]);
+  let n = 0;
+  for (const [start, end, prior, count] of runs) {
+    if (heardMs < start) break;
+    n = prior + Math.round(count * Math.min(1, (heardMs - start) / Math.max(1, end - start)));
+  }
+  return Math.max(0, Math.min(words, n));
+}
+
+/** Words [from, to) of `text`; when they stop short of its end, without end punctuation or (fullStop) with ".". */
+function wordSpan(text: string, from: number, to: number, fullStop: boolean): string {
   const words = text.split(/\s+/).filter(Boolean);
-  const n = Math.max(0, Math.min(words.length, Math.round((words.length * Math.max(0, audioMs - TURN_PADDING_MS)) / voicedMs)));
-  return words.slice(0, n).join(' ').replace(/[.?!,;:]+$/, '');
+  const said = words.slice(from, to).join(' ');
+  if (to >= words.length) return said;
+  const cut = said.replace(/[.?!,;:]+$/, '');
+  return cut && fullStop ? `${cut}.` : cut;
+}
+
+/**
+ * A Whisper hears a clip as finished once the audio reaches this close to its end (the last word is mostly
+ * there): 10 % of the clip, or 150 ms for short ones ("Yes." is 403 ms).
+ */
+function heardWhole(voicedMs: number, heardMs: number): boolean {
+  return heardMs >= Math.min(0.9 * voicedMs, voicedMs - 150);
+}
+
+/** The first words of `text` said `heardMs` into the clip, cut as a partial (see partialTranscript). */
+function partialOf(text: string, voicedMs: number | undefined, heardMs: number, fullStop: boolean, pauses: readonly ClipPause[]): string {
+  if (!voicedMs || heardWhole(voicedMs, heardMs)) return text;
+  const total = text.split(/\s+/).filter(Boolean).length;
+  return wordSpan(text, 0, wordsHeard(total, voicedMs, Math.max(0, heardMs), pauses), fullStop);
+}
+
+/**
+ * What a Whisper-like STT makes of part of a clip: the words spoken so far, without the sentence's end
+ * punctuation — or, with `fullStop`, ending in "." as Whisper often writes one at a pause (the hard case for an
+ * end-of-turn rule that trusts punctuation). The whole clip gives the whole text. `audioMs` is the audio EVA sent,
+ * taken here to hold ~200 ms of lead-in and ~100 ms after the speech (TURN_PADDING_MS).
+ */
+export function partialTranscript(text: string, voicedMs: number | undefined, audioMs: number, fullStop = false, pauses: readonly ClipPause[] = []): string {
+  return partialOf(text, voicedMs, audioMs - TURN_PADDING_MS, fullStop, pauses);
+}
+
+/** Audio EVA sends after the end of speech it saw: up to ~100 ms (less when it transcribes at the first silent window). */
+const TAIL_MS = 100;
+
+/**
+ * What the segment stand-in transcribes for an upload of `audioMs` of the current clip. The speech in it is at most
+ * the upload less its tail, and at most what had left the client by now: the second bound matters when the upload
+ * lacks the ~200 ms lead-in (the first turn of a call: 460 ms for the 403 ms "Yes.", which the padding rule alone
+ * took for 160 ms of speech, i.e. no words).
+ */
+export function transcriptFor(expect: Expect, audioMs: number, now = performance.now()): string {
+  const sentMs = expect.startAt === undefined ? Infinity : now - expect.startAt;
+  return partialOf(expect.text, expect.voicedMs, Math.min(audioMs - TAIL_MS, sentMs), expect.fullStop ?? false, expect.pauses ?? []);
+}
+
+/**
+ * What the realtime stand-in transcribes for one committed piece. EVA streams a turn from its lead-in on and
+ * commits at each pause, so a piece is the audio between two commits: `audioMs` of it, ending now, i.e.
+ * `now − startAt` into the clip. The piece gets the words said in that span — after a pause, only the rest — cut
+ * like a segment's partial when the clip goes on after it.
+ */
+export function pieceTranscript(expect: Expect, audioMs: number, now = performance.now()): string {
+  const words = expect.text.split(/\s+/).filter(Boolean).length;
+  if (expect.startAt === undefined || !expect.voicedMs) return expect.text;
+  const endMs = now - expect.startAt;
+  const startMs = endMs - audioMs;
+  const at = (ms: number): number => (heardWhole(expect.voicedMs!, ms) ? words : wordsHeard(words, expect.voicedMs!, Math.max(0, ms), expect.pauses));
+  return wordSpan(expect.text, startMs <= 0 ? 0 : at(startMs), at(endMs), expect.fullStop ?? false);
 }
 
 async function startStandins(p: BenchProfile, utterances: readonly Utterance[]): Promise<Standins> {
-  const expect: Standins['expect'] = { text: 'Sure, go on.' };
+  const expect: Expect = { text: 'Sure, go on.' };
   const short = new Set(utterances.filter((u) => u.kind === 'short' || u.kind === 'backchannel').map((u) => u.text));
   const reply = (messages: ChatMessageLike[]): string => {
     const last = [...messages].reverse().find((m) => m.role === 'user')?.content.trim() ?? '';
     return short.has(last) ? REPLIES.short : REPLIES.long;
   };
-  const groq = await startGroq({ profile: p.latency, transcript: (info) => partialTranscript(expect.text, expect.voicedMs, info.durationMs), reply });
+  const groq = await startGroq({ profile: p.latency, transcript: (info) => transcriptFor(expect, info.durationMs), reply });
   cleanups.push(() => groq.close());
   const ollama = await startOllama({ profile: p.latency, reply });
   cleanups.push(() => ollama.close());
-  return { groq, ollama, expect };
+  let realtime: RealtimeStandin | undefined;
+  if (p.stt === 'realtime') {
+    // Each committed piece is transcribed by the words said during its audio (see pieceTranscript).
+    realtime = await startRealtimeStandin({
+      profile: { partialEveryMs: p.latency.partialEveryMs ?? 100, finalMs: p.latency.sttMs },
+      transcript: (info) => pieceTranscript(expect, info.audioMs),
+    });
+    cleanups.push(() => realtime!.close());
+  }
+  return { groq, ollama, realtime, expect };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -303,6 +417,8 @@ interface TrialPlan {
   clip: Utterance;
   over?: OverClip;
   warmup?: boolean;
+  /** The stand-in STT ends partial transcripts of this clip with a full stop (every other pause trial). */
+  partialFullStop?: boolean;
 }
 
 /** Placeholder for an echo trial's clip until the answer has been recorded. */
@@ -312,9 +428,13 @@ const ECHO_DELAY_MS = 40;
 
 export function planTrials(args: Pick<Args, 'turns' | 'barge' | 'backchannel' | 'pause'> & { echo?: number }, utterances: readonly Utterance[]): TrialPlan[] {
   const by = (k: Utterance['kind']) => utterances.filter((u) => u.kind === k);
-  const turnClips = [...by('short'), ...by('long')];
+  // Turns take the classes in turn (short answer, statement, question, …) so a short run still sees each.
+  const turnClips = interleave(['short', 'statement', 'question'].map((c) => utterances.filter((u) => u.class === c && (u.kind === 'short' || u.kind === 'long'))));
   const long = by('long');
-  const pause = by('pause');
+  // Pause trials use the clips said with continuation intonation when there are any: a person's voice does not
+  // fall mid-sentence (the older clips, part A said as a sentence of its own, remain for the tests).
+  const level = by('pause').filter((u) => u.pauses.some((p) => p.intonation === 'level'));
+  const pause = level.length ? level : by('pause');
   const back = by('backchannel');
   const plan: TrialPlan[] = [];
   if (turnClips.length) plan.push({ kind: 'turn', clip: turnClips[0]!, warmup: true });
@@ -325,8 +445,20 @@ export function planTrials(args: Pick<Args, 'turns' | 'barge' | 'backchannel' | 
   for (let i = 0; i < args.barge && long.length && shorts.length; i++) plan.push({ kind: 'barge', clip: long[i % long.length]!, over: shorts[i % shorts.length]! });
   for (let i = 0; i < args.backchannel && long.length && back.length; i++) plan.push({ kind: 'backchannel', clip: long[i % long.length]!, over: back[i % back.length]! });
   for (let i = 0; i < (args.echo ?? 0) && long.length; i++) plan.push({ kind: 'echo', clip: long[i % long.length]!, over: ECHO_PENDING });
-  for (let i = 0; i < args.pause && pause.length; i++) plan.push({ kind: 'pause', clip: pause[i % pause.length]! });
+  // Every other pause trial (the first, the third, …) gets partials that end in a full stop; with an even number
+  // of clips the clips alternate too, so each clip is tried both ways over 2 × clips trials.
+  for (let i = 0; i < args.pause && pause.length; i++) {
+    const round = Math.floor(i / pause.length);
+    plan.push({ kind: 'pause', clip: pause[i % pause.length]!, partialFullStop: (i + (pause.length % 2 === 0 ? round : 0)) % 2 === 0 });
+  }
   return plan;
+}
+
+/** a0, b0, c0, a1, b1, c1, … (lists of different lengths: the shorter ones drop out). */
+function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
+  return out;
 }
 
 /**
@@ -356,18 +488,18 @@ async function waitQuiet(call: ProbeCall, since: number, quietMs: number, maxMs 
   }
 }
 
-async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Standins['expect'], bargeDelayMs: number, signal: AbortSignal): Promise<TrialCapture> {
+async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Expect, bargeDelayMs: number, signal: AbortSignal): Promise<TrialCapture> {
   // Start from quiet: nothing audible for QUIET_MS (returns at once when EVA is already silent).
   await waitQuiet(call, performance.now() - QUIET_MS, QUIET_MS, 10_000);
-  expect.text = plan.clip.text;
-  expect.voicedMs = plan.clip.voicedEndMs;
+  Object.assign(expect, { text: plan.clip.text, voicedMs: plan.clip.voicedEndMs, pauses: plan.clip.pauses, fullStop: plan.partialFullStop ?? false, startAt: performance.now() });
   const playing = call.play(plan.clip.pcm, plan.clip.voicedEndMs);
+  const about = { clipClass: plan.clip.class, ...(plan.partialFullStop !== undefined ? { partialFullStop: plan.partialFullStop } : {}) };
   if (!plan.over) {
     const play = await playing;
     const first = await waitAudible(call, play.lastVoicedAt, 10_000);
     if (first !== undefined && !signal.aborted) await waitQuiet(call, first, QUIET_MS);
     await sleep(100);
-    const capture: TrialCapture = { kind: plan.kind, utterance: plan.clip.file, play, heard: call.heard, events: call.events, endAt: performance.now(), warmup: plan.warmup };
+    const capture: TrialCapture = { kind: plan.kind, utterance: plan.clip.file, play, heard: call.heard, events: call.events, endAt: performance.now(), warmup: plan.warmup, ...about };
     if (plan.kind === 'pause') capture.pauses = plan.clip.pauses.map((p) => ({ startAt: play.startAt + p.startMs, endAt: play.startAt + p.endMs }));
     return capture;
   }
@@ -375,8 +507,7 @@ async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Standins['expe
   const first = await waitAudible(call, play.lastVoicedAt, 10_000);
   const delay = plan.kind === 'echo' ? ECHO_DELAY_MS : bargeDelayMs;
   if (first !== undefined) await sleep(Math.max(0, first + delay - performance.now()));
-  expect.text = plan.over.text;
-  expect.voicedMs = plan.over.voicedEndMs;
+  Object.assign(expect, { text: plan.over.text, voicedMs: plan.over.voicedEndMs, pauses: [], fullStop: false, startAt: performance.now() });
   const overPlay = await call.play(plan.over.pcm, plan.over.voicedEndMs);
   // Whatever follows must end before the next trial: after a barge-in, EVA's answer to the new turn; after a
   // backchannel, the rest of the reply and perhaps an answer to "uh huh" (hence the longer quiet).
@@ -396,6 +527,7 @@ async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Standins['expe
     events: call.events,
     endAt: performance.now(),
     warmup: plan.warmup,
+    ...about,
   };
 }
 
@@ -433,7 +565,9 @@ function describeTrial(r: TrialResult): string {
   if (r.networkMs !== undefined) parts.push(`net ${f(r.networkMs)}`);
   if (r.kind === 'barge') parts.push(`barge-in stop ${f(r.bargeStopMs)} ms${r.overReply ? '' : ' (reply not playing)'}`);
   if (r.kind === 'backchannel' || r.kind === 'echo') parts.push(r.falseBargeIn ? 'EVA stopped: false barge-in' : 'EVA kept talking');
-  if (r.kind === 'pause') parts.push(r.falseCutoff ? 'FALSE CUT-OFF' : r.splitTurn ? 'split turn' : 'waited through the pause');
+  if (r.decision !== undefined || r.eouClass !== undefined) parts.push(`decision ${r.decision ?? '–'}${r.eouClass ? ` (${r.eouClass})` : ''}`);
+  if (r.kind === 'pause') parts.push(`${r.falseCutoff ? 'FALSE CUT-OFF' : r.splitTurn ? 'split turn' : 'waited through the pause'}${r.partialFullStop ? ' (partial ended in ".")' : ''}`);
+  else if (r.falseCutoff) parts.push('FALSE CUT-OFF (EVA talked before the clip ended)');
   if (r.note) parts.push(`(${r.note})`);
   return parts.join(', ');
 }
@@ -456,9 +590,10 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
   const mark = cleanups.length;
   try {
     const standins = await startStandins(p, utterances);
-    result.evaEnv = evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url });
+    result.evaEnv = evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url, realtime: standins.realtime?.url });
     const eva = await startEva(args.evaEntry, result.evaEnv);
     result.evaStartMs = eva.startMs;
+    const sttBefore = await scrapeSttRequests(eva.httpUrl);
     log(`   EVA up at ${eva.httpUrl} in ${eva.startMs.toFixed(0)} ms (pid ${eva.child.pid})`);
     // A profile's trials last ~5 minutes; the echo trials replay an answer recorded late in it (16 kHz: 2 MB/min).
     const call = await ProbeCall.connect(eva.wsUrl, { timeoutMs: 15_000, keepPcmSeconds: 1800 });
@@ -499,6 +634,12 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
       }
       await run(trial);
     }
+    const sttAfter = await scrapeSttRequests(eva.httpUrl);
+    const turns = new Set(call.events.flatMap((e) => (e.msg.type === 'metrics' ? [e.msg.turn] : []))).size;
+    result.sttRequests =
+      typeof sttBefore === 'string' || typeof sttAfter === 'string'
+        ? { unavailable: typeof sttBefore === 'string' ? sttBefore : (sttAfter as string) }
+        : { speculative: sttAfter.speculative - sttBefore.speculative, final: sttAfter.final - sttBefore.final, turns };
     const errors = call.events.filter((e) => e.msg.type === 'error').map((e) => (e.msg.type === 'error' ? `${e.msg.code}: ${e.msg.message}` : ''));
     for (const e of new Set(errors)) result.errors.push(`EVA said: ${e}`);
     for (const line of eva.stderrTail()) log(`   EVA stderr: ${line.slice(0, 300)}`);
@@ -528,7 +669,7 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
   try {
     const standins = await startStandins(p, utterances);
     const eva = await startEva(args.evaEntry, {
-      ...evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url }),
+      ...evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url, realtime: standins.realtime?.url }),
       EVA_MAX_CALLS: String(Math.max(100, args.loadMax * 2)),
     });
     log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid})`);
@@ -551,6 +692,17 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
   } finally {
     const mine = cleanups.splice(mark);
     for (const fn of mine.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  }
+}
+
+/** EVA's STT request counters from GET /metrics, or why they could not be read. */
+async function scrapeSttRequests(httpUrl: string): Promise<{ speculative: number; final: number } | string> {
+  try {
+    const res = await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return `GET /metrics answered ${res.status}`;
+    return sttRequestCounts(await res.text()) ?? 'EVA exports no eva_stt_requests_total{speculative} counter';
+  } catch (err) {
+    return `GET /metrics failed: ${(err as Error).message}`;
   }
 }
 
@@ -619,7 +771,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     profiles: [],
     notes: [
       `ProbeCall and the stand-in providers run in the bench process on the same ${machine.cores}-core machine as EVA: their CPU competes with EVA's`,
-      'stand-in STT returns the text of the clip being played; stand-in LLM answers short turns with a short reply and questions with two sentences',
+      'stand-in STT returns the text of the clip being played (part of a clip: its first words, ending in "." on every other pause trial); stand-in LLM answers short answers with a short reply and everything else with two sentences',
     ],
   };
   try {

@@ -113,7 +113,12 @@ t.test('eSpeak NG speech', async (t) => {
       t.equal(contourOf(stop), 'falling', `"${words}." falls`);
       t.not(contourOf(comma), 'falling', `"${words}," does not fall`);
       // Measured: the full stop's drop is 1.3–3.6 st below the comma's.
-      t.ok(stop.finalDropSt! < comma.finalDropSt! - 1, `drop ${stop.finalDropSt} (.) vs ${comma.finalDropSt} (,)`);
+      if (stop.finalDropSt !== null && comma.finalDropSt !== null) {
+        t.ok(stop.finalDropSt < comma.finalDropSt - 1, `drop ${stop.finalDropSt} (.) vs ${comma.finalDropSt} (,)`);
+      } else {
+        // Too few pitched frames in the reference stretch (seen once on a loaded machine): the slope must say it.
+        t.ok(stop.pitchSlopeSt! < comma.pitchSlopeSt! - 1, `slope ${stop.pitchSlopeSt} (.) vs ${comma.pitchSlopeSt} (,), drop unmeasured`);
+      }
       // A full stop ends at its low point (rise 0–0.4 st); eSpeak's comma rises from a dip at the end (1.8–3.9).
       t.ok(stop.finalRiseSt! < 1 && comma.finalRiseSt! > stop.finalRiseSt! + 1, `rise ${stop.finalRiseSt} (.) vs ${comma.finalRiseSt} (,)`);
     }

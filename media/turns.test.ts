@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DEFAULT_TURN_CONFIG, TurnDetector, type TurnEvent } from './turns.js';
+import { BLIP_RELEASE_MS, DEFAULT_TURN_CONFIG, TurnDetector, type TurnEvent } from './turns.js';
 
 const W = 32;
 /** Runs a probability track (one value per 32 ms window) and returns the events, with their window index. */
@@ -12,7 +12,7 @@ function run(probs: number[], opts: { evaSpeaking?: (i: number) => boolean; det?
   return out;
 }
 const rep = (p: number, n: number) => Array<number>(n).fill(p);
-const types = (evs: { type: string }[]) => evs.map((e) => e.type).filter((x) => x !== 'vad');
+const types = (evs: { type: string }[]) => evs.map((e) => e.type).filter((x) => x !== 'vad' && x !== 'silence');
 
 t.test('speech then a long silence gives start, pause and end of turn in order', async (t) => {
   const evs = run([...rep(0, 5), ...rep(0.9, 20), ...rep(0, 20)]);
@@ -65,7 +65,7 @@ t.test('speech over EVA pauses it at once; a backchannel releases it and is not 
   // A blip too short to be a turn (a click, one noisy window) is released after pauseMs.
   const blip = run([...rep(0, 5), ...rep(0.9, 1), ...rep(0, 30)], { evaSpeaking: speaking });
   t.same(types(blip), ['hold', 'release']);
-  t.equal(blip.find((e) => e.type === 'release')!.i, 6 + DEFAULT_TURN_CONFIG.pauseMs / W - 1, 'a blip is released after pauseMs');
+  t.equal(blip.find((e) => e.type === 'release')!.i, 6 + BLIP_RELEASE_MS / W - 1, 'a blip is released after BLIP_RELEASE_MS');
 
   // A real interruption: hold at once, barge-in at bargeInMs, then an ordinary turn (EVA is quiet after it).
   let evaTalks = true;
@@ -108,4 +108,52 @@ t.test('reset forgets a turn in progress', async (t) => {
   t.ok(det.inTurn);
   det.reset();
   t.notOk(det.inTurn);
+});
+
+t.test('the pause comes at the first silent window, then a silence event each window until the end of turn', async (t) => {
+  const evs = run([...rep(0.9, 10), ...rep(0, 20)]);
+  const pause = evs.find((e) => e.type === 'pause')!;
+  t.equal(pause.i, 10, 'the first silent window is the pause');
+  const silences = evs.filter((e) => e.type === 'silence') as (Extract<TurnEvent, { type: 'silence' }> & { i: number })[];
+  const end = evs.find((e) => e.type === 'end_of_turn')!;
+  t.equal(silences.length, end.i - pause.i, 'one per window after the pause, the end-of-turn window included');
+  t.same(silences.slice(0, 3).map((e) => e.silenceMs), [2 * W, 3 * W, 4 * W], 'silence so far, by the audio clock');
+});
+
+t.test('extend() makes this silence end the turn at maxEndOfTurnMs; speech resuming clears it', async (t) => {
+  const det = new TurnDetector();
+  const out: (TurnEvent & { i: number })[] = [];
+  const probs = [...rep(0.9, 10), ...rep(0, 40), ...rep(0.9, 10), ...rep(0, 20)];
+  probs.forEach((prob, i) => {
+    for (const e of det.step({ prob, atMs: (i + 1) * W, windowMs: W, evaSpeaking: false })) {
+      out.push({ ...e, i });
+      if (e.type === 'pause' && i < 20) det.extend();
+    }
+  });
+  const ends = out.filter((e) => e.type === 'end_of_turn') as Extract<TurnEvent, { type: 'end_of_turn' }>[];
+  t.equal(ends.length, 2);
+  const first = ends[0]!;
+  t.ok(first.atMs - first.speechEndMs >= DEFAULT_TURN_CONFIG.maxEndOfTurnMs, 'the extended silence waits for the maximum');
+  t.ok(first.atMs - first.speechEndMs < DEFAULT_TURN_CONFIG.maxEndOfTurnMs + W);
+  const second = ends[1]!;
+  t.ok(second.atMs - second.speechEndMs < DEFAULT_TURN_CONFIG.endOfTurnMs + W, 'the next turn is back to the usual window');
+  t.throws(() => new TurnDetector({ ...DEFAULT_TURN_CONFIG, maxEndOfTurnMs: 100 }), /maxEndOfTurnMs/);
+});
+
+t.test('extend() then the person goes on: the next silence of the same turn uses the usual window', async (t) => {
+  const det = new TurnDetector();
+  const out: TurnEvent[] = [];
+  const probs = [...rep(0.9, 10), ...rep(0, 8), ...rep(0.9, 10), ...rep(0, 20)];
+  let extended = false;
+  probs.forEach((prob, i) => {
+    for (const e of det.step({ prob, atMs: (i + 1) * W, windowMs: W, evaSpeaking: false })) {
+      out.push(e);
+      if (e.type === 'pause' && !extended) {
+        extended = true;
+        det.extend();
+      }
+    }
+  });
+  const end = out.find((e) => e.type === 'end_of_turn') as Extract<TurnEvent, { type: 'end_of_turn' }>;
+  t.ok(end.atMs - end.speechEndMs < DEFAULT_TURN_CONFIG.endOfTurnMs + W);
 });

@@ -9,10 +9,15 @@ export interface TurnConfig {
   offThreshold: number;
   /** Voiced audio needed before speech counts as started (filters clicks and coughs). */
   minSpeechMs: number;
-  /** Silence after speech that is a pause: early STT/LLM work may start. */
+  /**
+   * Silence after speech that is a pause: speculative STT/LLM work may start. One VAD window (32 ms): the
+   * earlier the transcript is in hand, the earlier a finished turn can be answered.
+   */
   pauseMs: number;
-  /** Silence after speech that ends the turn. */
+  /** Silence after speech that ends the turn, unless `extend()` was called for this silence. */
   endOfTurnMs: number;
+  /** The longest silence a turn waits after `extend()` (the person is clearly not done). */
+  maxEndOfTurnMs: number;
   /**
    * Voiced audio over EVA's own voice needed before it is a barge-in that ends EVA's reply. Shorter speech over
    * EVA (a backchannel: "uh huh", "yes") only pauses the reply while it lasts; see `hold`.
@@ -24,8 +29,9 @@ export const DEFAULT_TURN_CONFIG: TurnConfig = {
   onThreshold: 0.5,
   offThreshold: 0.35,
   minSpeechMs: 64,
-  pauseMs: 160,
+  pauseMs: 32,
   endOfTurnMs: 480,
+  maxEndOfTurnMs: 1000,
   bargeInMs: 600,
 };
 
@@ -33,9 +39,11 @@ export type TurnEvent =
   /** The VAD's hysteresis flipped (for the page's indicator). */
   | { type: 'vad'; speaking: boolean; atMs: number }
   /** A turn began: `atMs` is the onset of its first voiced window. */
-  | { type: 'speech_start'; atMs: number }
+  | { type: 'speech_start'; atMs: number; overlap: boolean }
   /** Silence reached pauseMs: speculative work may start on the audio so far. */
   | { type: 'pause'; atMs: number; speechEndMs: number }
+  /** Each further window of silence after the pause, until the end of turn (the predictor decides on it). */
+  | { type: 'silence'; atMs: number; silenceMs: number }
   /** Speech came back after a pause, before the end of turn: speculative work must be thrown away. */
   | { type: 'resume'; atMs: number }
   | { type: 'end_of_turn'; atMs: number; speechStartMs: number; speechEndMs: number }
@@ -59,6 +67,12 @@ export interface TurnInput {
 
 type Phase = 'idle' | 'speech' | 'pause';
 
+/**
+ * Voice over EVA too short to be a turn (a click, one noisy window) releases her after this much silence: 160 ms,
+ * five VAD windows, enough for Silero's probability to settle after a blip without a held reply sounding cut.
+ */
+export const BLIP_RELEASE_MS = 160;
+
 export class TurnDetector {
   private voiced = false;
   private runStartMs = 0; // onset of the current voiced run
@@ -66,6 +80,8 @@ export class TurnDetector {
   private turnStartMs = 0;
   private lastVoicedEndMs = 0;
   private pauseSent = false;
+  /** The end of turn waits up to maxEndOfTurnMs for this silence. */
+  private extended = false;
   /** EVA's audio is paused for voice over it; how much voice since, and where it began. */
   private held = false;
   private heldVoicedMs = 0;
@@ -76,6 +92,7 @@ export class TurnDetector {
   constructor(readonly config: TurnConfig = DEFAULT_TURN_CONFIG) {
     if (!(config.offThreshold <= config.onThreshold)) throw new RangeError('offThreshold must be ≤ onThreshold');
     if (!(config.pauseMs <= config.endOfTurnMs)) throw new RangeError('pauseMs must be ≤ endOfTurnMs');
+    if (!(config.endOfTurnMs <= config.maxEndOfTurnMs)) throw new RangeError('endOfTurnMs must be ≤ maxEndOfTurnMs');
   }
 
   get inTurn(): boolean {
@@ -116,11 +133,13 @@ export class TurnDetector {
         this.turnStartMs = this.runStartMs;
         this.pauseSent = false;
         this.overlap = this.held;
-        events.push({ type: 'speech_start', atMs: this.runStartMs });
+        this.extended = false;
+        events.push({ type: 'speech_start', atMs: this.runStartMs, overlap: this.overlap });
       } else if (this.phase === 'pause' && runMs >= c.minSpeechMs) {
         this.phase = 'speech';
         if (this.pauseSent) events.push({ type: 'resume', atMs: this.runStartMs });
         this.pauseSent = false;
+        this.extended = false;
       }
       // Voiced time while held adds up across short gaps ("wait — no"), so a halting interruption still counts.
       if (this.held && input.evaSpeaking && this.heldVoicedMs >= c.bargeInMs) {
@@ -135,7 +154,7 @@ export class TurnDetector {
     // The voice stopped short of a barge-in: EVA goes on where she paused — after a blip (too short to be a turn)
     // once pauseMs of silence shows it is over, after speech (a backchannel) once it ended as a turn would, so a
     // halting interruption ("Hello EVA, — how are you") does not let her resume at each comma.
-    const releaseAfterMs = this.phase === 'idle' ? c.pauseMs : c.endOfTurnMs;
+    const releaseAfterMs = this.phase === 'idle' ? BLIP_RELEASE_MS : c.endOfTurnMs;
     if (this.held && (silence >= releaseAfterMs || !input.evaSpeaking)) {
       this.held = false;
       events.push({ type: 'release', atMs: input.atMs });
@@ -154,16 +173,44 @@ export class TurnDetector {
     if (!this.pauseSent && silence >= c.pauseMs) {
       this.pauseSent = true;
       events.push({ type: 'pause', atMs: input.atMs, speechEndMs: this.lastVoicedEndMs });
+    } else if (this.pauseSent) {
+      events.push({ type: 'silence', atMs: input.atMs, silenceMs: silence });
     }
-    if (silence >= c.endOfTurnMs) {
+    if (silence >= (this.extended ? c.maxEndOfTurnMs : c.endOfTurnMs)) {
+      this.extended = false;
       this.phase = 'idle';
       events.push({ type: 'end_of_turn', atMs: input.atMs, speechStartMs: this.turnStartMs, speechEndMs: this.lastVoicedEndMs });
     }
     return events;
   }
 
+  /**
+   * The person is clearly not done (the end-of-turn predictor says so): this silence ends the turn only at
+   * maxEndOfTurnMs. Speech resuming, or the end of turn, clears it.
+   */
+  extend(): void {
+    if (this.phase === 'pause') this.extended = true;
+  }
+
+  /**
+   * The turn before the current voiced run is over (the agent answered it and what follows is not its
+   * continuation): the voice now starts a new turn from its onset — over EVA's voice, so the barge-in and
+   * backchannel rules apply to it. Returns the new turn's `speech_start`, or nothing outside a turn.
+   */
+  split(): TurnEvent[] {
+    if (this.phase === 'idle' || !this.voiced) return [];
+    this.phase = 'speech';
+    this.turnStartMs = this.runStartMs;
+    this.pauseSent = false;
+    this.extended = false;
+    this.overlap = this.held;
+    if (this.held) this.holdOnsetMs = this.runStartMs;
+    return [{ type: 'speech_start', atMs: this.runStartMs, overlap: this.overlap }];
+  }
+
   /** Forget the turn in progress (after a hang-up or a reset of the call's audio). */
   reset(): void {
+    this.extended = false;
     this.voiced = false;
     this.phase = 'idle';
     this.pauseSent = false;

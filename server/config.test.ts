@@ -22,16 +22,27 @@ t.test('wrong values are clear errors naming the setting', async (t) => {
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT must be an integer/);
   t.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer from 0 to 65535/);
   t.throws(() => loadConfig({ EVA_LLM: 'gpt5' }), /EVA_LLM: unknown provider "gpt5"; choose from groq, ollama, echo/);
-  t.throws(() => loadConfig({ OLLAMA_HOST: 'ftp://x' }), /OLLAMA_HOST must be an http\(s\) URL/);
+  t.throws(() => loadConfig({ OLLAMA_HOST: 'ftp://x' }), /OLLAMA_HOST must be a http\/https URL/);
+  t.throws(() => loadConfig({ EVA_STT_URL: 'ftp://x' }), /EVA_STT_URL must be a http\/https\/ws\/wss URL/);
+  t.throws(() => loadConfig({ EVA_MAX_EOU_MS: '300' }), /EVA_MAX_EOU_MS must be an integer from 480/);
   t.throws(() => loadConfig({ EVA_VAD_PAUSE_MS: '900', EVA_VAD_EOU_MS: '500' }), /EVA_VAD_PAUSE_MS must not exceed/);
   t.throws(() => loadConfig({}, ['--port']), /needs a value/);
   t.throws(() => loadConfig({}, ['stray']), /unexpected argument/);
 });
 
-t.test('EVA_EARLY_EOU_MS: default 240, 0 turns it off, and it must lie between the pause and the end-of-turn window', async (t) => {
-  t.equal(loadConfig({}).earlyEndMs, 240);
+t.test('EVA_EARLY_EOU_MS: default 120, 0 turns it off, and it must lie between the pause and the end-of-turn window', async (t) => {
+  t.equal(loadConfig({}).earlyEndMs, 120);
   t.equal(loadConfig({ EVA_EARLY_EOU_MS: '0' }).earlyEndMs, 0);
   t.equal(loadConfig({ EVA_VAD_PAUSE_MS: '300', EVA_VAD_EOU_MS: '700' }).earlyEndMs, 300, 'the default follows a longer pause');
-  t.throws(() => loadConfig({ EVA_EARLY_EOU_MS: '100' }), /EVA_EARLY_EOU_MS must be 0 \(off\) or from EVA_VAD_PAUSE_MS/);
+  t.throws(() => loadConfig({ EVA_VAD_PAUSE_MS: '160', EVA_EARLY_EOU_MS: '100' }), /EVA_EARLY_EOU_MS must be 0 \(off\) or from EVA_VAD_PAUSE_MS/);
   t.throws(() => loadConfig({ EVA_EARLY_EOU_MS: '900' }), /EVA_EARLY_EOU_MS/);
+});
+
+t.test('the end-of-turn windows: pause at the first silent window, 480 ms fallback, 1000 ms for a clearly unfinished turn', async (t) => {
+  const c = loadConfig({});
+  t.same([c.turn.pauseMs, c.turn.endOfTurnMs, c.turn.maxEndOfTurnMs], [32, 480, 1000]);
+  t.equal(loadConfig({ EVA_VAD_EOU_MS: '1500' }).turn.maxEndOfTurnMs, 1500, 'the maximum is never below the window');
+  t.equal(c.speculativeMax, 2);
+  t.equal(loadConfig({ EVA_STT_SPECULATIVE_MAX: '0' }).speculativeMax, 0);
+  t.equal(loadConfig({ EVA_STT_URL: 'ws://127.0.0.1:8000/v1/realtime' }).sttUrl, 'ws://127.0.0.1:8000/v1/realtime');
 });

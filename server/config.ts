@@ -3,11 +3,15 @@
 // at start-up: a wrong value is a clear error before any call is taken, never a crash mid-call.
 import { EvaError } from './errors.js';
 import { DEFAULT_TURN_CONFIG, type TurnConfig } from '../media/turns.js';
+import { DEFAULT_EOU_CONFIG } from './pipeline/eou.js';
+import { DEFAULT_RTP_MAX_PPS } from '../media/rtp.js';
 
 export interface EvaConfig {
   port: number;
   host: string;
   dataDir: string;
+  /** EVA_RETENTION_DAYS: sessions and calls idle for longer are deleted (at start, then hourly); 0 keeps everything. */
+  retentionDays: number;
   /** Provider chains; empty = auto-detect (DESIGN "Providers"). */
   stt: string[];
   llm: string[];
@@ -24,14 +28,53 @@ export interface EvaConfig {
   ttsApiKey?: string;
   ttsVoice?: string;
   llmDeadlineMs: number;
+  /** Longest gap between two items of a started LLM/TTS stream before it ends with provider_timeout, ms. */
+  streamIdleMs: number;
   systemPrompt: string;
   historyTurns: number;
   maxCalls: number;
   turn: TurnConfig;
-  /** Answer after this much silence when the transcript reads as finished; 0 = always wait for EVA_VAD_EOU_MS. */
+  /** Answer a clearly finished turn after this much silence (the end-of-turn predictor); 0 = always wait for EVA_VAD_EOU_MS. */
   earlyEndMs: number;
+  /** Speculative STT requests in flight per call (EVA_STT_SPECULATIVE_MAX); 0 = no speculation. */
+  speculativeMax: number;
   /** Extra ICE host addresses (e.g. a public IP behind 1:1 NAT); loopback is always offered. */
   iceHosts: string[];
+  /** Who may use EVA and how much (docs/security.md). */
+  access: AccessConfig;
+  limits: LimitsConfig;
+  /** Things worth saying at start-up (a key given as a flag shows in `ps`). */
+  warnings: string[];
+}
+
+export interface AccessConfig {
+  /** EVA_API_KEY: when set, every endpoint but the page's assets needs it (or a token / the page's cookie). */
+  apiKey?: string;
+  /** EVA_ALLOWED_ORIGINS: browser origins served besides EVA's own, normalized (`https://app.example.com`). */
+  allowedOrigins: string[];
+  /** EVA_ALLOWED_HOSTS: `Host` names accepted besides loopback, IP literals, HOST and EVA_ICE_HOSTS. */
+  allowedHosts: string[];
+  /** EVA_TRUST_PROXY: proxies in front of EVA whose `X-Forwarded-For` entries are believed; 0 = none. */
+  trustProxy: number;
+  /** EVA_TOKEN_TTL_S: lifetime of a `POST /session-token` token. */
+  tokenTtlS: number;
+}
+
+/** Per-client and global limits (README "Configuration"); each hit is counted in `eva_limit_hits_total{limit}`. */
+export interface LimitsConfig {
+  maxSockets: number;
+  clientSockets: number;
+  clientCalls: number;
+  offersPerMin: number;
+  textTurnsPerSec: number;
+  ttsPerSec: number;
+  ttsMaxChars: number;
+  chatQueue: number;
+  offerTimeoutS: number;
+  /** EVA_RTP_MAX_PPS: inbound RTP packets per second decoded per call (media/rtp.ts PacketRateCap). */
+  rtpMaxPps: number;
+  /** Client addresses the per-client limits do not apply to (default: this machine's loopback). */
+  exempt: string[];
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -72,7 +115,7 @@ function num(env: Record<string, string | undefined>, name: string, def: number,
   return n;
 }
 
-const PROVIDERS = { stt: ['groq', 'openai'], llm: ['groq', 'ollama', 'echo'], tts: ['espeak', 'groq', 'openai'] } as const;
+const PROVIDERS = { stt: ['groq', 'openai', 'realtime'], llm: ['groq', 'ollama', 'echo'], tts: ['espeak', 'groq', 'openai'] } as const;
 
 function chain(env: Record<string, string | undefined>, stage: keyof typeof PROVIDERS): string[] {
   const name = `EVA_${stage.toUpperCase()}`;
@@ -87,14 +130,39 @@ function chain(env: Record<string, string | undefined>, stage: keyof typeof PROV
   return [...new Set(list)];
 }
 
-function url(env: Record<string, string | undefined>, name: string, def?: string): string | undefined {
+function list(env: Record<string, string | undefined>, name: string, def = ''): string[] {
+  return (env[name] ?? def).split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function origins(env: Record<string, string | undefined>): string[] {
+  return list(env, 'EVA_ALLOWED_ORIGINS').map((raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new EvaError('bad_request', `EVA_ALLOWED_ORIGINS: ${JSON.stringify(raw)} is not an origin (like https://app.example.com)`);
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.pathname.length > 1 || u.search || u.username) {
+      throw new EvaError('bad_request', `EVA_ALLOWED_ORIGINS: ${JSON.stringify(raw)} is not an origin (scheme://host[:port], no path)`);
+    }
+    return u.origin;
+  });
+}
+
+/** Flags whose names look like secrets: their values show in `ps` and shell history. */
+function secretFlagWarnings(argv: readonly string[]): string[] {
+  const names = Object.keys(argvToEnv(argv)).filter((n) => /KEY|TOKEN|SECRET|PASSWORD/.test(n));
+  return names.map((n) => `${n} was given as a command-line flag: its value is visible to every user of this machine (ps, shell history); set it in the environment instead`);
+}
+
+function url(env: Record<string, string | undefined>, name: string, def?: string, schemes = ['http:', 'https:']): string | undefined {
   const raw = env[name] || def;
   if (raw === undefined) return undefined;
   try {
     const u = new URL(raw);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    if (!schemes.includes(u.protocol)) throw new Error('wrong scheme');
   } catch {
-    throw new EvaError('bad_request', `${name} must be an http(s) URL, got ${JSON.stringify(raw)}`);
+    throw new EvaError('bad_request', `${name} must be a ${schemes.map((s) => s.slice(0, -1)).join('/')} URL, got ${JSON.stringify(raw)}`);
   }
   return raw.replace(/\/+$/, '');
 }
@@ -107,11 +175,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     minSpeechMs: int(e, 'EVA_VAD_MIN_SPEECH_MS', DEFAULT_TURN_CONFIG.minSpeechMs, 0, 2000),
     pauseMs: int(e, 'EVA_VAD_PAUSE_MS', DEFAULT_TURN_CONFIG.pauseMs, 32, 5000),
     endOfTurnMs: int(e, 'EVA_VAD_EOU_MS', DEFAULT_TURN_CONFIG.endOfTurnMs, 64, 10000),
+    maxEndOfTurnMs: 0,
     bargeInMs: int(e, 'EVA_BARGE_IN_MS', DEFAULT_TURN_CONFIG.bargeInMs, 32, 5000),
   };
   turn.offThreshold = Math.max(0.01, turn.onThreshold - 0.15);
   if (turn.pauseMs > turn.endOfTurnMs) throw new EvaError('bad_request', 'EVA_VAD_PAUSE_MS must not exceed EVA_VAD_EOU_MS');
-  const earlyEndMs = int(e, 'EVA_EARLY_EOU_MS', Math.min(Math.max(240, turn.pauseMs), turn.endOfTurnMs), 0, 10000);
+  turn.maxEndOfTurnMs = int(e, 'EVA_MAX_EOU_MS', Math.max(DEFAULT_TURN_CONFIG.maxEndOfTurnMs, turn.endOfTurnMs), turn.endOfTurnMs, 10000);
+  const earlyEndMs = int(e, 'EVA_EARLY_EOU_MS', Math.min(Math.max(DEFAULT_EOU_CONFIG.finishedMs, turn.pauseMs), turn.endOfTurnMs), 0, 10000);
   if (earlyEndMs !== 0 && (earlyEndMs < turn.pauseMs || earlyEndMs > turn.endOfTurnMs)) {
     throw new EvaError('bad_request', `EVA_EARLY_EOU_MS must be 0 (off) or from EVA_VAD_PAUSE_MS (${turn.pauseMs}) to EVA_VAD_EOU_MS (${turn.endOfTurnMs}), got ${earlyEndMs}`);
   }
@@ -120,6 +190,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: int(e, 'PORT', 8080, 0, 65535),
     host,
     dataDir: e.EVA_DATA_DIR || './data',
+    retentionDays: int(e, 'EVA_RETENTION_DAYS', 30, 0, 36500),
     stt: chain(e, 'stt'),
     llm: chain(e, 'llm'),
     tts: chain(e, 'tts'),
@@ -129,17 +200,41 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     llmModel: e.EVA_LLM_MODEL || undefined,
     ollamaModel: e.EVA_OLLAMA_MODEL || undefined,
     sttModel: e.EVA_STT_MODEL || undefined,
-    sttUrl: url(e, 'EVA_STT_URL'),
+    // ws(s):// is the streaming Realtime transcription protocol (EVA_STT=realtime), http(s):// a segment server.
+    sttUrl: url(e, 'EVA_STT_URL', undefined, ['http:', 'https:', 'ws:', 'wss:']),
     sttApiKey: e.EVA_STT_API_KEY || undefined,
     ttsUrl: url(e, 'EVA_TTS_URL'),
     ttsApiKey: e.EVA_TTS_API_KEY || undefined,
     ttsVoice: e.EVA_TTS_VOICE || undefined,
     llmDeadlineMs: int(e, 'EVA_LLM_DEADLINE_MS', 2000, 50, 60000),
+    streamIdleMs: int(e, 'EVA_STREAM_IDLE_MS', 5000, 100, 120000),
     systemPrompt: e.EVA_SYSTEM_PROMPT || DEFAULT_SYSTEM_PROMPT,
     historyTurns: int(e, 'EVA_HISTORY_TURNS', 20, 1, 500),
     maxCalls: int(e, 'EVA_MAX_CALLS', 100, 1, 10000),
     turn,
     earlyEndMs,
+    speculativeMax: int(e, 'EVA_STT_SPECULATIVE_MAX', 2, 0, 16),
     iceHosts: (e.EVA_ICE_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    access: {
+      apiKey: e.EVA_API_KEY || undefined,
+      allowedOrigins: origins(e),
+      allowedHosts: list(e, 'EVA_ALLOWED_HOSTS').map((h) => h.toLowerCase()),
+      trustProxy: int(e, 'EVA_TRUST_PROXY', 0, 0, 10),
+      tokenTtlS: int(e, 'EVA_TOKEN_TTL_S', 600, 1, 86400),
+    },
+    limits: {
+      maxSockets: int(e, 'EVA_MAX_SOCKETS', 4000, 1, 1_000_000),
+      clientSockets: int(e, 'EVA_CLIENT_SOCKETS', 32, 1, 100_000),
+      clientCalls: int(e, 'EVA_CLIENT_CALLS', 8, 1, 10_000),
+      offersPerMin: int(e, 'EVA_CLIENT_OFFERS_PER_MIN', 30, 1, 100_000),
+      textTurnsPerSec: num(e, 'EVA_WS_TEXT_PER_SEC', 2, 0.01, 1000),
+      ttsPerSec: num(e, 'EVA_TTS_PER_SEC', 2, 0.01, 1000),
+      ttsMaxChars: int(e, 'EVA_TTS_MAX_CHARS', 2000, 1, 100_000),
+      chatQueue: int(e, 'EVA_WS_CHAT_QUEUE', 32, 0, 10_000),
+      offerTimeoutS: int(e, 'EVA_OFFER_TIMEOUT_S', 30, 1, 3600),
+      rtpMaxPps: int(e, 'EVA_RTP_MAX_PPS', DEFAULT_RTP_MAX_PPS, 50, 100_000),
+      exempt: list(e, 'EVA_LIMIT_EXEMPT', '127.0.0.1,::1'),
+    },
+    warnings: secretFlagWarnings(argv),
   };
 }

@@ -4,10 +4,16 @@ import { startServer } from './app.js';
 import { loadConfig } from './config.js';
 import { EvaError } from './errors.js';
 import { createLogger } from './log.js';
+import { guardProcess } from './process-guard.js';
+import { loadSecret } from './http/tokens.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { VadEngine } from '../media/vad.js';
 
 const log = createLogger('eva');
+
+// A rejection nobody handled is logged and counted (eva_unhandled_rejections_total), never fatal.
+let countRejection = (): void => {};
+guardProcess({ log, onRejection: () => countRejection() });
 
 async function main(): Promise<void> {
   let config;
@@ -22,7 +28,16 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  for (const w of config.warnings) log.warn(w);
+  if ((config.host === '0.0.0.0' || config.host === '::') && !config.access.apiKey) {
+    log.warn('EVA listens on every interface with no EVA_API_KEY: anyone who can reach the port can use it (docs/security.md)');
+  }
+  countRejection = () => runtime.metrics.unhandledRejection();
   const vad = await VadEngine.create();
+  vad.onReset((e) => {
+    log.warn('VAD worker replaced: every call\'s VAD state was reset', { reason: e.cause.message });
+    runtime.metrics.workerRestart('vad');
+  });
   const server = await startServer({
     config,
     vad,
@@ -34,6 +49,7 @@ async function main(): Promise<void> {
     metrics: runtime.metrics,
     limiter: runtime.limiter,
     health: () => runtime.health(),
+    secret: loadSecret(config.dataDir),
   });
   const url = `http://${config.host}:${server.port}`;
   process.stdout.write(`EVA listening on ${url}  (stt: ${runtime.chosen.stt}, llm: ${runtime.chosen.llm}, tts: ${runtime.chosen.tts}; data: ${runtime.store.path})\n`);

@@ -7,6 +7,29 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export const STAGES = ['eou', 'stt', 'llm_ttft', 'first_sentence', 'tts_first_audio', 'first_audio', 'text_turn'] as const;
 export type Stage = (typeof STAGES)[number];
 export type TurnSource = 'voice' | 'text';
+/** The supervised worker threads (`eva_worker_restarts_total{worker}`). */
+export const WORKERS = ['vad', 'espeak'] as const;
+export type WorkerName = (typeof WORKERS)[number];
+/** The limits of README "Configuration" whose hits `eva_limit_hits_total{limit}` counts (a closed set). */
+export const LIMITS = [
+  'max_sockets',
+  'max_calls',
+  'client_sockets',
+  'client_calls',
+  'client_offers',
+  'ws_text',
+  'tts_rate',
+  'tts_chars',
+  'ws_chat_stream',
+  'text_api',
+  'offer_timeout',
+  /** Inbound RTP over EVA_RTP_MAX_PPS: one hit per call per second in which packets were dropped. */
+  'rtp_pps',
+] as const;
+export type LimitName = (typeof LIMITS)[number];
+/** Why a request was refused at the door (`eva_access_refused_total{code}`). */
+export const REFUSALS = ['forbidden_origin', 'forbidden_host', 'unauthorized'] as const;
+export type RefusalCode = (typeof REFUSALS)[number];
 
 /**
  * Stage latency buckets, in seconds: 5 ms to 5 s, densest around the 200-350 ms perceived-latency targets so
@@ -30,8 +53,20 @@ export interface Metrics {
   callClosed(): void;
   turn(source: TurnSource): void;
   bargeIn(): void;
+  /** One STT request (a segment transcription or a streaming commit); `speculative`: made before the end of turn. */
+  sttRequest(speculative: boolean): void;
+  /** A spoken turn's end was decided: by the predictor's class, or `window` when the silence window closed first. */
+  endOfTurn(cls: string, early: boolean): void;
   providerError(provider: string, code: string): void;
   fallback(from: string, to: string): void;
+  /** A limit refused a request or closed a socket. */
+  limitHit(limit: LimitName): void;
+  /** The access layer refused a request (origin, host or credentials). */
+  accessRefused(code: RefusalCode): void;
+  /** A promise rejection nobody handled (logged, never fatal: each one is a bug to fix). */
+  unhandledRejection(): void;
+  /** A supervised worker (media/supervisor.ts) was replaced after a crash or a hang. */
+  workerRestart(worker: WorkerName): void;
   /** Records a stage duration in milliseconds; non-finite or negative values are ignored. */
   observeStage(stage: Stage, ms: number): void;
   /** The exposition text for a scrape. */
@@ -53,6 +88,18 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
   const bargeIns = new Counter({ name: 'eva_barge_ins_total', help: 'Replies cut off because the person spoke over EVA.', registers });
+  const sttRequests = new Counter({
+    name: 'eva_stt_requests_total',
+    help: 'STT requests (segment transcriptions and streaming commits); speculative="true" ones start at a pause, before the end of turn is known (cloud STT bills each).',
+    labelNames: ['speculative'] as const,
+    registers,
+  });
+  const endsOfTurn = new Counter({
+    name: 'eva_end_of_turn_total',
+    help: 'Spoken turns answered, by how the end of turn was decided: the predictor class (finished, likely, uncertain, unfinished) or window; early="true" before the end-of-turn window closed.',
+    labelNames: ['class', 'early'] as const,
+    registers,
+  });
   const providerErrors = new Counter({
     name: 'eva_provider_errors_total',
     help: 'Provider failures, by provider adapter and error code.',
@@ -63,6 +110,29 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'eva_fallbacks_total',
     help: 'Requests moved from one provider to the next in a fallback chain.',
     labelNames: ['from', 'to'] as const,
+    registers,
+  });
+  const limitHits = new Counter({
+    name: 'eva_limit_hits_total',
+    help: 'Requests refused or sockets closed by a limit (README "Configuration"), by limit.',
+    labelNames: ['limit'] as const,
+    registers,
+  });
+  const accessRefusals = new Counter({
+    name: 'eva_access_refused_total',
+    help: 'Requests refused by the access rules (docs/security.md), by error code.',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const unhandled = new Counter({
+    name: 'eva_unhandled_rejections_total',
+    help: 'Promise rejections no code handled (logged and survived; each one is a bug).',
+    registers,
+  });
+  const workerRestarts = new Counter({
+    name: 'eva_worker_restarts_total',
+    help: 'Worker threads replaced after a crash or a hang, by worker (vad, espeak).',
+    labelNames: ['worker'] as const,
     registers,
   });
   const stageLatency = new Histogram({
@@ -102,6 +172,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   turns.inc({ source: 'voice' }, 0);
   turns.inc({ source: 'text' }, 0);
   for (const stage of STAGES) stageLatency.zero({ stage });
+  for (const worker of WORKERS) workerRestarts.inc({ worker }, 0);
+  for (const limit of LIMITS) limitHits.inc({ limit }, 0);
+  for (const code of REFUSALS) accessRefusals.inc({ code }, 0);
 
   const knownStages = new Set<string>(STAGES);
   let open = 0;
@@ -126,11 +199,29 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     bargeIn() {
       bargeIns.inc();
     },
+    sttRequest(speculative) {
+      sttRequests.inc({ speculative: String(speculative) });
+    },
+    endOfTurn(cls, early) {
+      endsOfTurn.inc({ class: cls, early: String(early) });
+    },
     providerError(provider, code) {
       providerErrors.inc({ provider, code });
     },
     fallback(from, to) {
       fallbacks.inc({ from, to });
+    },
+    limitHit(limit) {
+      limitHits.inc({ limit });
+    },
+    accessRefused(code) {
+      accessRefusals.inc({ code });
+    },
+    unhandledRejection() {
+      unhandled.inc();
+    },
+    workerRestart(worker) {
+      workerRestarts.inc({ worker });
     },
     observeStage(stage, ms) {
       if (!knownStages.has(stage) || !Number.isFinite(ms) || ms < 0) return;

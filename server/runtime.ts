@@ -19,10 +19,11 @@ import { GroqLlm } from './providers/llm-groq.js';
 import { OllamaLlm } from './providers/llm-ollama.js';
 import { GroqStt } from './providers/stt-groq.js';
 import { OpenAiStt } from './providers/stt-openai.js';
-import { createEspeakTts } from './providers/tts-espeak.js';
+import { RealtimeStt } from './providers/stt-realtime.js';
+import { createEspeakTts, EspeakTts } from './providers/tts-espeak.js';
 import { GroqTts } from './providers/tts-groq.js';
 import { OpenAiTts } from './providers/tts-openai.js';
-import type { ChatMessage, LlmProvider, ProviderHealth, SttProvider, TtsProvider } from './providers/types.js';
+import { isStreamingStt, type ChatMessage, type LlmProvider, type ProviderHealth, type SttProvider, type TtsProvider } from './providers/types.js';
 
 export interface HealthPart extends ProviderHealth {
   /** A part that is off by configuration (no STT) is reported but does not make EVA unhealthy. */
@@ -70,7 +71,8 @@ async function ollamaAnswers(host: string, ms: number): Promise<boolean> {
 
 /** The provider lists per stage: the configured ones, else what auto-detection finds (DESIGN "Providers"). */
 export async function chooseProviders(config: EvaConfig, probeMs = 400): Promise<{ stt: string[]; llm: string[]; tts: string[] }> {
-  const stt = config.stt.length ? config.stt : [...(config.groqApiKey ? ['groq'] : []), ...(config.sttUrl ? ['openai'] : [])];
+  const sttServer = config.sttUrl ? (/^wss?:/i.test(config.sttUrl) ? 'realtime' : 'openai') : null;
+  const stt = config.stt.length ? config.stt : [...(sttServer === 'realtime' ? ['realtime'] : []), ...(config.groqApiKey ? ['groq'] : []), ...(sttServer === 'openai' ? ['openai'] : [])];
   let llm = config.llm;
   if (!llm.length) {
     llm = [...(config.groqApiKey ? ['groq'] : []), ...((await ollamaAnswers(config.ollamaHost, probeMs)) ? ['ollama'] : [])];
@@ -90,8 +92,12 @@ function needUrl(url: string | undefined, stage: string): string {
   return url;
 }
 
-function buildStt(name: string, config: EvaConfig): SttProvider {
+function buildStt(name: string, config: EvaConfig, log: Logger): SttProvider {
   if (name === 'groq') return new GroqStt({ apiKey: needKey(config, 'STT'), baseURL: config.groqBaseUrl, model: config.sttModel });
+  if (name === 'realtime') {
+    if (!config.sttUrl) throw new EvaError('bad_request', 'EVA_STT=realtime needs EVA_STT_URL (a Realtime transcription server, e.g. ws://127.0.0.1:8000/v1/realtime)');
+    return new RealtimeStt({ url: config.sttUrl, apiKey: config.sttApiKey, model: config.sttModel, log: log.child('stt-realtime') });
+  }
   return new OpenAiStt({ baseURL: needUrl(config.sttUrl, 'STT'), apiKey: config.sttApiKey, model: config.sttModel });
 }
 
@@ -127,13 +133,23 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
     log.warn(`${stage} fallback`, { from, to, reason: error.message });
   };
 
-  const stt = names.stt.length ? new FallbackStt(names.stt.map((n) => buildStt(n, config)), { onFallback: onFallback('stt') }) : null;
-  const llm = new FallbackLlm(names.llm.map((n) => buildLlm(n, config, log)), { firstTokenMs: config.llmDeadlineMs, onFallback: onFallback('llm') });
+  const sttList = names.stt.map((n) => buildStt(n, config, log));
+  const stt = sttList.length ? new FallbackStt(sttList, { onFallback: onFallback('stt') }) : null;
+  /** The first STT streams when it can (EVA_STT=realtime): the chain stays the segment fallback. */
+  const sttStream = sttList[0] && isStreamingStt(sttList[0]) ? sttList[0] : null;
+  const llm = new FallbackLlm(names.llm.map((n) => buildLlm(n, config, log)), { firstTokenMs: config.llmDeadlineMs, idleMs: config.streamIdleMs, onFallback: onFallback('llm') });
   const ttsList = await Promise.all(names.tts.map((n) => buildTts(n, config, log)));
-  const tts: TtsProvider = ttsList.length === 1 ? ttsList[0]! : new FallbackTts(ttsList, { onFallback: onFallback('tts') });
+  for (const p of ttsList) if (p instanceof EspeakTts) p.onRestart(() => metrics.workerRestart('espeak'));
+  // A chain even of one: its first-audio deadline and idle timeout are what end a stalled TTS stream.
+  const tts: TtsProvider = new FallbackTts(ttsList, { idleMs: config.streamIdleMs, onFallback: onFallback('tts') });
   let store: Store;
   try {
-    store = openStore(opts.dbPath ?? join(config.dataDir, 'eva.db'));
+    // The store never throws a storage failure at a call or a text turn: it reports it here.
+    const dbLog = log.child('db');
+    store = openStore(opts.dbPath ?? join(config.dataDir, 'eva.db'), {
+      retentionDays: config.retentionDays,
+      onError: (what, err) => dbLog.error(`database: ${what}`, { err }),
+    });
   } catch (err) {
     await tts.close?.();
     metrics.close();
@@ -200,7 +216,13 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
         tts,
         systemPrompt: ctx.config.system ?? storedPrompt ?? config.systemPrompt,
         historyTurns: config.historyTurns,
+        sttStream,
         earlyEndMs: config.earlyEndMs,
+        fallbackMs: config.turn.endOfTurnMs,
+        maxEndMs: config.turn.maxEndOfTurnMs,
+        speculativeMax: config.speculativeMax,
+        onSttRequest: (speculative) => metrics.sttRequest(speculative),
+        onEndOfTurn: (verdict, early) => metrics.endOfTurn(verdict?.cls ?? 'window', early),
         voice: ctx.config.voice ?? config.ttsVoice,
         language: ctx.config.language,
         history: sessionHistory(sessionId),
@@ -252,6 +274,7 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       return cached.value;
     },
     async close() {
+      for (const s of sttList) if (isStreamingStt(s)) s.close();
       await tts.close?.();
       metrics.close();
       store.close();

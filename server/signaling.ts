@@ -53,6 +53,10 @@ export interface MetricsMessage {
   first_sentence_ms?: number;
   tts_first_audio_ms?: number;
   first_audio_ms?: number;
+  /** How sure the end-of-turn predictor was: finished / likely / uncertain / unfinished (voice turns it decided). */
+  eou_class?: string;
+  /** Answered before the end-of-turn window closed (retractable if the person went on). */
+  eou_early?: boolean;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -19,6 +19,8 @@ const cues: [string | null, TextCue, string][] = [
   ['I was wondering if you could.', 'open', 'trailing modal, even with a full stop'],
   ['I want to go to the.', 'open', 'trailing article'],
   ['Can you help me with.', 'open', 'trailing preposition'],
+  ['Sure, go on.', 'complete', 'a phrasal verb ends on its particle'],
+  ['Please turn the lights off.', 'complete', 'a particle at the end'],
   ['So I was thinking, um.', 'open', 'trailing filler'],
   ['Let me think...', 'open', 'trailing off'],
   ['Let me think…', 'open', 'ellipsis character'],

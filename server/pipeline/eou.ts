@@ -92,11 +92,14 @@ export const RETRACTION_PENALTY_MS = 80;
 /** A slow speaker's uncertain pauses wait for their usual pause plus this margin. */
 export const PACE_MARGIN_MS = 150;
 
-/** Words after which a sentence is almost never over, whatever the punctuation says. */
+/**
+ * Words after which a sentence is almost never over, whatever the punctuation says. Not the particles that end
+ * phrasal verbs ("go on", "come in", "turn it off", "look it up", "take over").
+ */
 const CONTINUES = new Set(
   (
     'a an the and or but nor so yet because since although though if unless whether than that which who whom whose ' +
-    'to of in on at by for from with about into onto over under between through during before after as ' +
+    'to of at by for from with about into onto under between through during before after as ' +
     'my your his its our their these those some any every each not ' +
     'is are was were be been am do does did have has had will would can could should shall may might must ' +
     'i he she we they um uh er erm hmm mm like'

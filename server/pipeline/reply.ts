@@ -10,7 +10,7 @@ import type { AudioOut } from '../agent.js';
 import { isAbort, EvaError, ProviderError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ServerMessage } from '../signaling.js';
-import type { LlmProvider, SttProvider, TtsProvider } from '../providers/types.js';
+import type { LlmProvider, SttProvider, SttResult, TtsProvider } from '../providers/types.js';
 import { createResampler, type Resampler } from '../../media/resample.js';
 import { createChunker } from './chunker.js';
 import type { Conversation } from './history.js';
@@ -41,7 +41,10 @@ export interface ReplyTimes {
   first_audio_ms?: number;
 }
 
-export type ReplyInput = { kind: 'audio'; pcm16k: Int16Array } | { kind: 'text'; text: string };
+export type ReplyInput =
+  /** `transcribe` overrides the segment STT (streamed pieces, a shared request); it gets the turn's signal. */
+  | { kind: 'audio'; pcm16k: Int16Array; transcribe?: (signal: AbortSignal) => Promise<SttResult> }
+  | { kind: 'text'; text: string };
 
 export class ReplyTurn {
   readonly segments: SpokenSegment[] = [];
@@ -58,6 +61,11 @@ export class ReplyTurn {
   llmProvider: string | undefined;
   /** Told the transcript as soon as STT returns (the agent may decide to end the turn early on it). */
   onTranscript?: (text: string) => void;
+  /** How the end of this turn was decided (the predictor's class; `early` = before the end-of-turn window). */
+  eou?: { cls: string; reason: string; early: boolean };
+  /** Set by the agent once the turn played out and was written to the history. */
+  finished = false;
+  metricsSent = false;
 
   private readonly ctrl = new AbortController();
   readonly signal: AbortSignal;
@@ -126,9 +134,12 @@ export class ReplyTurn {
     const d = this.deps;
     try {
       if (input.kind === 'audio') {
-        if (!d.stt) throw new EvaError('no_stt', 'no speech-to-text provider is configured');
+        const stt = d.stt;
+        if (!input.transcribe && !stt) throw new EvaError('no_stt', 'no speech-to-text provider is configured');
         const t0 = d.now();
-        const res = await d.stt.transcribe(input.pcm16k, { signal: this.signal, language: d.language });
+        const res = input.transcribe
+          ? await input.transcribe(this.signal)
+          : await stt!.transcribe(input.pcm16k, { signal: this.signal, language: d.language });
         this.times.stt_ms = round(d.now() - t0);
         this.transcript = res.text.trim();
       } else {

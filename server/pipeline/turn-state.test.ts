@@ -153,3 +153,15 @@ t.test("the decision uses the audio's own silence: a VAD running behind the wall
   const onTime = run([{ type: 'silence', at: 1192, silenceMs: 128 }], DEFAULT_TURN_MACHINE, late.state);
   t.match(onTime.effects, [{ type: 'commit', eouMs: 192 }], 'answered at 128 ms of audio silence; eou_ms is on the wall clock');
 });
+
+t.test('voice that starts well after the early answer became audible is a turn of its own, not a continuation', async (t) => {
+  const heard = run([pause(), transcript(1, FINISHED), silence(1128), { type: 'talking', at: 1160, id: 1 }]);
+  const later = run([{ type: 'resume', at: 1600, onsetAt: 1500 }], DEFAULT_TURN_MACHINE, heard.state);
+  t.same(later.kinds, ['split'], 'the detector starts a new turn at the onset');
+  t.equal(later.state.early, null, 'the answer stands');
+  t.equal(later.state.current, 1);
+  t.equal(later.state.retractions, 0, 'not a false cut-off');
+  t.match(run([{ type: 'barge_in', at: 2200 }], DEFAULT_TURN_MACHINE, later.state).effects, [{ type: 'stop', id: 1, reason: 'interrupted' }], 'then a barge-in interrupts as usual');
+  const soon = run([{ type: 'resume', at: 1450, onsetAt: 1350 }], DEFAULT_TURN_MACHINE, heard.state);
+  t.equal(soon.state.contested, true, 'within CONTEST_MS of being heard it may be the sentence going on');
+});

@@ -21,6 +21,15 @@ export interface TurnMachineConfig {
 
 export const DEFAULT_TURN_MACHINE: TurnMachineConfig = { eou: DEFAULT_EOU_CONFIG, speculativeMax: 2 };
 
+/**
+ * Voice that starts within this long of the early answer becoming audible may be the person going on with the
+ * sentence EVA cut into (then it is contested: retracted after a barge-in's worth of voice); later voice is a
+ * reaction to what EVA says — a barge-in or a backchannel, a new turn. 250 ms: the bench's paused clips resume
+ * 250–450 ms after their pause began, i.e. within ~300 ms of an answer at 120 ms; its barge-in trials speak 300 ms
+ * into the answer.
+ */
+export const CONTEST_MS = 250;
+
 /** Pauses that resumed, kept for the speaker's pace (a rolling window). */
 const PACE_WINDOW = 8;
 
@@ -40,8 +49,8 @@ export interface TurnState {
   sttInFlight: number[];
   /** A turn answered before the end of turn: retractable until the end of turn comes. */
   early: number | null;
-  /** The early answer has been heard (its first frame left). */
-  earlyTalking: boolean;
+  /** When the early answer's first frame left (caller's clock); null while it has not. */
+  earlyHeardAt: number | null;
   /**
    * The person spoke again after the early answer was heard: her audio is paused (the detector holds it) while
    * it is unclear whether they go on (a barge-in's worth of voice: retract) or it was a backchannel (the end of
@@ -74,7 +83,7 @@ export const INITIAL_TURN_STATE: TurnState = {
   spec: null,
   sttInFlight: [],
   early: null,
-  earlyTalking: false,
+  earlyHeardAt: null,
   contested: false,
   current: null,
   speechEndAt: null,
@@ -98,8 +107,8 @@ export type TurnMachineEvent =
   | { type: 'transcript'; at: number; id: number; text: string | null }
   /** A speculative turn's STT request settled (for the in-flight cap). */
   | { type: 'stt_settled'; at: number; id: number }
-  /** The person went on after a pause. */
-  | { type: 'resume'; at: number }
+  /** The person went on after a pause; `onsetAt`: when that voice began (caller's clock), if known. */
+  | { type: 'resume'; at: number; onsetAt?: number }
   /** The end-of-turn window closed: the turn is over, whatever was decided. */
   | { type: 'end_of_turn'; at: number; speechEndAt: number }
   | { type: 'text'; at: number }
@@ -124,7 +133,9 @@ export type TurnEffect =
   /** Stop the current turn: `interrupted` by a barge-in, or `superseded` by a newer turn. */
   | { type: 'stop'; id: number; reason: 'interrupted' | 'superseded' }
   /** The predictor says the person is clearly not done: keep the end-of-turn window open up to its maximum. */
-  | { type: 'extend' };
+  | { type: 'extend' }
+  /** The voice now is a new turn, not the answered one going on: the detector starts a turn at its onset. */
+  | { type: 'split' };
 
 export interface Step {
   state: TurnState;
@@ -160,7 +171,7 @@ function evaluate(s: TurnState, at: number, config: TurnMachineConfig, effects: 
   // Answer only a transcript in hand: without one, the end of turn (fallback window) commits what runs.
   if (verdict.decision === 'answer' && s.spec && (s.spec.transcript !== null || s.partial !== null) && config.eou.finishedMs > 0) {
     const id = s.spec.id;
-    s = promote({ ...s, spec: null, early: id, earlyTalking: false, contested: false }, id, effects);
+    s = promote({ ...s, spec: null, early: id, earlyHeardAt: null, contested: false }, id, effects);
     effects.push({ type: 'commit', id, speechEndAt, eouMs: at - speechEndAt, early: true, verdict });
   }
   return s;
@@ -189,7 +200,7 @@ export function reduceTurn(s: TurnState, ev: TurnMachineEvent, config: TurnMachi
       if (ev.silenceMs !== undefined && s.speechEndAt !== null) s = { ...s, lagMs: Math.max(0, ev.at - s.speechEndAt - ev.silenceMs) };
       return { state: evaluate(s, ev.at, config, effects), effects };
     case 'talking':
-      return { state: s.early === ev.id ? { ...s, earlyTalking: true } : s, effects };
+      return { state: s.early === ev.id ? { ...s, earlyHeardAt: ev.at } : s, effects };
     case 'partial':
       return { state: evaluate({ ...s, partial: ev.text }, ev.at, config, effects), effects };
     case 'transcript': {
@@ -203,6 +214,11 @@ export function reduceTurn(s: TurnState, ev: TurnMachineEvent, config: TurnMachi
       return { state: { ...s, sttInFlight, spec }, effects };
     }
     case 'resume': {
+      if (s.early !== null && s.earlyHeardAt !== null && (ev.onsetAt ?? ev.at) - s.earlyHeardAt > CONTEST_MS) {
+        // EVA had been talking for a while: this is a reaction to her answer, a turn of its own.
+        effects.push({ type: 'split' });
+        return { state: { ...s, early: null, earlyHeardAt: null, contested: false, speechEndAt: null, extended: false, verdict: null, partial: null }, effects };
+      }
       if (s.speechEndAt !== null) {
         const pauses = [...s.pauses, ev.at - s.speechEndAt].slice(-PACE_WINDOW);
         s = { ...s, pauses };
@@ -211,7 +227,7 @@ export function reduceTurn(s: TurnState, ev: TurnMachineEvent, config: TurnMachi
         effects.push({ type: 'discard', id: s.spec.id });
         s = { ...s, spec: null };
       }
-      if (s.early !== null && s.earlyTalking) {
+      if (s.early !== null && s.earlyHeardAt !== null) {
         // The person speaks while the early answer is heard: a continuation or only "uh huh"? Her audio is held
         // by the detector; a barge-in's worth of voice retracts the answer, the end of turn lets it go on.
         return { state: { ...s, contested: true, verdict: null }, effects };
@@ -225,7 +241,7 @@ export function reduceTurn(s: TurnState, ev: TurnMachineEvent, config: TurnMachi
     }
     case 'end_of_turn': {
       const base = { ...s, speechEndAt: null, extended: false, verdict: null, contour: 'unknown' as Contour, partial: null };
-      if (s.early !== null) return { state: { ...base, early: null, contested: false, earlyTalking: false }, effects }; // answered
+      if (s.early !== null) return { state: { ...base, early: null, contested: false, earlyHeardAt: null }, effects }; // answered
       const eouMs = ev.at - ev.speechEndAt;
       if (s.spec) {
         const id = s.spec.id;
@@ -249,7 +265,7 @@ export function reduceTurn(s: TurnState, ev: TurnMachineEvent, config: TurnMachi
         // The person went on after the early answer was heard: a false cut-off, taken back; the turn goes on.
         effects.push({ type: 'retract', id: s.early });
         const current = s.current === s.early ? null : s.current;
-        return { state: { ...s, current, early: null, contested: false, earlyTalking: false, retractions: s.retractions + 1 }, effects };
+        return { state: { ...s, current, early: null, contested: false, earlyHeardAt: null, retractions: s.retractions + 1 }, effects };
       }
       if (s.current !== null) effects.push({ type: 'stop', id: s.current, reason: 'interrupted' });
       return { state: { ...s, current: null, early: s.early === s.current ? null : s.early, contested: false }, effects };

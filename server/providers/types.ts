@@ -68,3 +68,37 @@ export interface TtsProvider {
   health(signal?: AbortSignal): Promise<ProviderHealth>;
   close?(): Promise<void> | void;
 }
+
+/**
+ * A live transcription: audio is pushed as the person talks; each commit transcribes what was pushed since the
+ * previous one. One stream may carry many commits (one per turn), so a call can keep one open for its length.
+ */
+export interface SttStream {
+  /** 16 kHz mono PCM as it arrives (the adapter resamples to what the server wants). Never throws; after a failure it drops audio. */
+  push(pcm16k: Int16Array): void;
+  /**
+   * Commit the audio pushed since the last commit and resolve with its transcript (this piece only). Rejects with a
+   * ProviderError (provider_error / provider_timeout / provider_unavailable) when the socket fails, the server
+   * reports a failure, or no transcript arrives within the adapter's deadline; with the abort when aborted.
+   */
+  commit(): Promise<SttResult>;
+  /** Drop the audio pushed since the last commit. */
+  clear(): void;
+  /** Partial text while the server streams deltas: called with the item's text so far. */
+  onPartial?: (text: string) => void;
+  /** True once the socket failed or was closed: the caller falls back to segment STT. */
+  readonly failed: boolean;
+  /** Idempotent: closes the socket; pending commits reject with an AbortError. */
+  close(): void;
+}
+
+export interface StreamingSttProvider extends SttProvider {
+  /** Open a stream (connecting at once); `opts.signal` closes it, so give it the call's signal to keep it per call. */
+  openStream(opts: SttOptions): SttStream;
+  /** Close warm sockets held by the provider itself. Idempotent. */
+  close(): void;
+}
+
+export function isStreamingStt(p: SttProvider): p is StreamingSttProvider {
+  return typeof (p as Partial<StreamingSttProvider>).openStream === 'function';
+}
