@@ -186,7 +186,10 @@ export class SessionCore {
     if (this.closed || !this.turnDetection) return;
     const atMs = (endSample * 1000) / CORE_RATE;
     const evaSpeaking = this.sink?.speaking ?? false;
-    if (evaSpeaking && prob >= this.turns.config.offThreshold && this.echoGate.isEcho(rmsOf(this.ring.slice(endSample - VAD_WINDOW, endSample)), this.now())) {
+    // Compare with what EVA sent just before this audio arrived, not before now: the VAD answers in batches from
+    // a worker, later still on a loaded machine, and by then she may be between sentences.
+    const heardAt = this.wallOf(atMs);
+    if (evaSpeaking && prob >= this.turns.config.offThreshold && this.echoGate.isEcho(rmsOf(this.ring.slice(endSample - VAD_WINDOW, endSample)), heardAt)) {
       // Voice while EVA talks, but far quieter than her: her own voice leaking back, not the person.
       prob = 0;
       this.echoWindows++;
