@@ -6,9 +6,10 @@
 // Failures can be injected; every session and event is recorded for assertions. No server VAD: commits are the
 // client's (turn_detection is recorded, not acted on).
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseProfile, type LatencyProfile } from './profile.js';
+import { listenLoopback } from './server.js';
 
 export interface RealtimeProfile {
   /** A delta at most this often while audio is being appended (only when new words are due). */
@@ -383,18 +384,10 @@ export async function startRealtimeStandin(opts: RealtimeStandinOptions = {}): P
     send('session.created', { session });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host ?? '127.0.0.1';
+  const { port, hostPort } = await listenLoopback(server, opts.host, opts.port);
   let closing: Promise<void> | null = null;
   return {
-    url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}${PATH}`,
+    url: `ws://${hostPort}${PATH}`,
     port,
     sessions,
     get refused() {

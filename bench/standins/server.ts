@@ -6,6 +6,19 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toProfile, type LatencyProfile } from './profile.js';
 
+/** Listen (127.0.0.1 and an ephemeral port by default); resolves with the port and `host:port` for URLs. */
+export async function listenLoopback(server: http.Server, host = '127.0.0.1', port = 0): Promise<{ port: number; hostPort: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return { port: bound, hostPort: `${host.includes(':') ? `[${host}]` : host}:${bound}` };
+}
+
 export type FailMode = 'http500' | 'http429' | 'http400' | 'cut' | 'hang' | 'stall' | 'malformed';
 
 export interface FailSpec {
@@ -217,19 +230,11 @@ export async function startCore(opts: CoreOptions, routes: Routes): Promise<Stan
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host ?? '127.0.0.1';
+  const { port, hostPort } = await listenLoopback(server, opts.host, opts.port);
 
   let closed: Promise<void> | null = null;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `http://${hostPort}`,
     port,
     requests,
     setFail(f) {
