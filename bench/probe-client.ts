@@ -41,6 +41,9 @@ export interface PlayResult {
 export const AUDIBLE_RMS = 100;
 
 const CLIENT_RATE = 16000;
+/** A clip that has not left this long after its own length rejects (a dead call, a stopped sender). */
+const PLAY_GRACE_MS = 15_000;
+
 export class ProbeCall {
   readonly events: TimedEvent[] = [];
   readonly heard: HeardFrame[] = [];
@@ -152,15 +155,24 @@ export class ProbeCall {
     const totalMs = (pcm16k.length * 1000) / CLIENT_RATE;
     let startAt = 0;
     let lastVoicedAt = 0;
-    return new Promise((resolve) => {
-      this.played = (endMs, at) => {
+    return new Promise((resolve, reject) => {
+      // A call that ended under the clip (its sender stops) must not leave the caller waiting for ever.
+      const limitMs = totalMs + PLAY_GRACE_MS;
+      const timer = setTimeout(() => {
+        if (this.played === onPlayed) this.played = null;
+        reject(new Error(`ProbeCall: a ${Math.round(totalMs)} ms clip did not finish playing within ${Math.round(limitMs)} ms (did the call end? ${this.events.some((e) => e.msg.type === 'bye') ? 'a bye came' : 'no bye'})`));
+      }, limitMs);
+      timer.unref();
+      const onPlayed = (endMs: number, at: number): void => {
         if (!startAt) startAt = at;
         if (!lastVoicedAt && endMs >= voicedEndMs) lastVoicedAt = at;
         if (endMs >= totalMs) {
           this.played = null;
+          clearTimeout(timer);
           resolve({ startAt, lastVoicedAt: lastVoicedAt || at, endAt: at });
         }
       };
+      this.played = onPlayed;
       this.pacer.enqueue(pcm16k, seg);
       this.pacer.flush();
     });
