@@ -488,24 +488,11 @@ async function waitQuiet(call: ProbeCall, since: number, quietMs: number, maxMs 
   }
 }
 
-/**
- * The probe plays a clip; a call that died under it (its sender stops) would leave the bench waiting for ever: a
- * clip that has not left 10 s after its length ends the profile with an error, its trials so far kept.
- */
-function playWithin(call: ProbeCall, pcm: Int16Array, voicedEndMs: number): ReturnType<ProbeCall['play']> {
-  const limitMs = (pcm.length * 1000) / 16000 + 10_000;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the probe could not play a clip within ${Math.round(limitMs)} ms (is the call still up?)`)), limitMs);
-  });
-  return Promise.race([call.play(pcm, voicedEndMs), timeout]).finally(() => clearTimeout(timer));
-}
-
 async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Expect, bargeDelayMs: number, signal: AbortSignal): Promise<TrialCapture> {
   // Start from quiet: nothing audible for QUIET_MS (returns at once when EVA is already silent).
   await waitQuiet(call, performance.now() - QUIET_MS, QUIET_MS, 10_000);
   Object.assign(expect, { text: plan.clip.text, voicedMs: plan.clip.voicedEndMs, pauses: plan.clip.pauses, fullStop: plan.partialFullStop ?? false, startAt: performance.now() });
-  const playing = playWithin(call, plan.clip.pcm, plan.clip.voicedEndMs);
+  const playing = call.play(plan.clip.pcm, plan.clip.voicedEndMs);
   const about = { clipClass: plan.clip.class, ...(plan.partialFullStop !== undefined ? { partialFullStop: plan.partialFullStop } : {}) };
   if (!plan.over) {
     const play = await playing;
@@ -521,7 +508,7 @@ async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Expect, bargeD
   const delay = plan.kind === 'echo' ? ECHO_DELAY_MS : bargeDelayMs;
   if (first !== undefined) await sleep(Math.max(0, first + delay - performance.now()));
   Object.assign(expect, { text: plan.over.text, voicedMs: plan.over.voicedEndMs, pauses: [], fullStop: false, startAt: performance.now() });
-  const overPlay = await playWithin(call, plan.over.pcm, plan.over.voicedEndMs);
+  const overPlay = await call.play(plan.over.pcm, plan.over.voicedEndMs);
   // Whatever follows must end before the next trial: after a barge-in, EVA's answer to the new turn; after a
   // backchannel, the rest of the reply and perhaps an answer to "uh huh" (hence the longer quiet).
   if (plan.kind === 'barge') {

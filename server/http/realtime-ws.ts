@@ -7,7 +7,7 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { EvaError } from '../errors.js';
 import { RealtimeSession, type RealtimeEvent } from '../realtime/session.js';
 import { RealtimeError, decodeFrame, eventIdOf, parseClientEvent } from '../realtime/protocol.js';
-import { admit, type RouteContext } from './context.js';
+import { admitUpgrade, type RouteContext } from './context.js';
 import { sendError } from './respond.js';
 
 /**
@@ -42,13 +42,8 @@ export function registerRealtime(app: TemplatedApp, ctx: RouteContext): Realtime
     maxBackpressure: 16 * 1024 * 1024,
     upgrade: (res, req, context) => {
       const model = req.getQuery('model') ?? '';
-      const ok = admit(ctx, res, req, 'auth');
+      const ok = admitUpgrade(ctx, res, req);
       if (!ok) return;
-      const full = limits.canOpenSocket(ok.client);
-      if (full) {
-        sendError(res, full, log);
-        return;
-      }
       if (calls.size + sockets.size >= calls.max) {
         limits.hit('max_calls');
         sendError(res, new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true }), log);
