@@ -137,7 +137,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
   const stageLatency = new Histogram({
     name: 'eva_stage_latency_seconds',
-    help: 'Duration of each stage of a turn (see DESIGN "metrics" event: eou, stt, llm_ttft, first_sentence, tts_first_audio, first_audio; text_turn is a whole text-API turn).',
+    help: 'Duration of each stage of a turn (see the `metrics` event in docs/protocol.md: eou, stt, llm_ttft, first_sentence, tts_first_audio, first_audio; text_turn is a whole text-API turn).',
     labelNames: ['stage'] as const,
     buckets: STAGE_BUCKETS,
     registers,

@@ -16,20 +16,27 @@ interface Reply {
   json: any;
 }
 
+/** The whole body of a response, as text, once it has ended. */
+function readBody(res: http.IncomingMessage, done: (text: string) => void): void {
+  let text = '';
+  res.setEncoding('utf8').on('data', (d: string) => (text += d));
+  res.on('end', () => done(text));
+}
+
+function parseOr(text: string, fallback: unknown): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return fallback;
+  }
+}
+
 /** One HTTP request with exactly the headers given (Host included, when set). */
 function request(eva: TestEva, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: eva.server.port, method, path, headers, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      readBody(res, (text) => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parseOr(text, undefined) });
       });
     });
     req.on('error', reject);
@@ -58,16 +65,8 @@ function upgrade(eva: TestEva, path: string, opts: { origin?: string; headers?: 
     });
     ws.once('open', () => resolve({ ws, status: 101 }));
     ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = text;
-        }
-        resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
+      readBody(res, (text) => {
+        resolve({ status: res.statusCode ?? 0, json: parseOr(text, text), headers: res.headers });
       });
     });
     ws.once('error', (err) => {
