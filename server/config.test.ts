@@ -46,3 +46,36 @@ t.test('the end-of-turn windows: pause at the first silent window, 480 ms fallba
   t.equal(loadConfig({ EVA_STT_SPECULATIVE_MAX: '0' }).speculativeMax, 0);
   t.equal(loadConfig({ EVA_STT_URL: 'ws://127.0.0.1:8000/v1/realtime' }).sttUrl, 'ws://127.0.0.1:8000/v1/realtime');
 });
+
+t.test('issue 10 settings: ICE servers, RTP ports, workers, drain, database URL', async (t) => {
+  const c = loadConfig({});
+  t.same(c.iceServers, []);
+  t.equal(c.rtpPorts, undefined);
+  t.ok(c.workers >= 1, 'workers default to the number of cores');
+  t.equal(c.drainS, 10);
+  t.equal(c.databaseUrl, undefined);
+  t.same(loadConfig({ EVA_ICE_SERVERS: 'stun:10.0.0.1:3478, turn:alice:s%40cret@10.0.0.1:3478?transport=udp' }).iceServers, [
+    { urls: ['stun:10.0.0.1:3478'] },
+    { urls: ['turn:10.0.0.1:3478?transport=udp'], username: 'alice', credential: 's@cret' },
+  ]);
+  t.same(loadConfig({ EVA_ICE_SERVERS: '[{"urls":"turn:t.example:3478","username":"u","credential":"p"}]' }).iceServers, [{ urls: ['turn:t.example:3478'], username: 'u', credential: 'p' }]);
+  t.throws(() => loadConfig({ EVA_ICE_SERVERS: 'http://x' }), /EVA_ICE_SERVERS: "http:\/\/x" is not a stun:/);
+  t.throws(() => loadConfig({ EVA_ICE_SERVERS: '[{"urls":"turn:x","username":3}]' }), /"username" must be a string/);
+  t.throws(() => loadConfig({ EVA_ICE_SERVERS: '[oops' }), /not valid JSON/);
+  t.same(loadConfig({ EVA_RTP_PORTS: '40000-40999' }).rtpPorts, [40000, 40999]);
+  t.throws(() => loadConfig({ EVA_RTP_PORTS: '5000' }), /EVA_RTP_PORTS must be a range/);
+  t.throws(() => loadConfig({ EVA_RTP_PORTS: '41000-40000' }), /EVA_RTP_PORTS must be a range/);
+  t.equal(loadConfig({ EVA_WORKERS: '1' }).workers, 1);
+  t.throws(() => loadConfig({ EVA_WORKERS: '0' }), /EVA_WORKERS must be an integer/);
+  t.equal(loadConfig({ EVA_DATABASE_URL: 'postgres://eva:pw@127.0.0.1:5432/eva' }).databaseUrl, 'postgres://eva:pw@127.0.0.1:5432/eva');
+  const err = (() => {
+    try {
+      loadConfig({ EVA_DATABASE_URL: 'mysql://eva:hunter2@db/eva' });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  })();
+  t.match(err, /EVA_DATABASE_URL must be a postgres:/);
+  t.notMatch(err, /hunter2/, 'the password is never repeated');
+});

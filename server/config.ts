@@ -1,6 +1,7 @@
 // Configuration from the environment, with the same names accepted as CLI flags (`--port 9000`,
 // `--eva-llm groq,ollama`, `--EVA_LLM=echo`): flags win over the environment. Every value is validated here,
 // at start-up: a wrong value is a clear error before any call is taken, never a crash mid-call.
+import { availableParallelism } from 'node:os';
 import { EvaError } from './errors.js';
 import { DEFAULT_TURN_CONFIG, type TurnConfig } from '../media/turns.js';
 import { DEFAULT_EOU_CONFIG } from './pipeline/eou.js';
@@ -40,6 +41,18 @@ export interface EvaConfig {
   speculativeMax: number;
   /** Extra ICE host addresses (e.g. a public IP behind 1:1 NAT); loopback is always offered. */
   iceHosts: string[];
+  /** EVA_ICE_SERVERS: STUN/TURN servers given to the page and used by EVA's own peer (RTCIceServer shape). */
+  iceServers: IceServerConfig[];
+  /** EVA_TURN_SECRET: coturn's `static-auth-secret`; TURN servers without a credential get time-limited ones minted from it. */
+  turnSecret?: string;
+  /** EVA_RTP_PORTS: the UDP ports werift may bind for media, inclusive; undefined = any ephemeral port. */
+  rtpPorts?: [number, number];
+  /** EVA_WORKERS: worker processes serving the same port; 1 = a single process (no supervisor). */
+  workers: number;
+  /** EVA_DRAIN_S: on SIGINT/SIGTERM, how long calls in progress may go on before they are ended. */
+  drainS: number;
+  /** EVA_DATABASE_URL: `postgres://…` for a PostgreSQL store shared by many nodes; unset = SQLite in EVA_DATA_DIR. */
+  databaseUrl?: string;
   /** Who may use EVA and how much (docs/security.md). */
   access: AccessConfig;
   limits: LimitsConfig;
@@ -75,6 +88,76 @@ export interface LimitsConfig {
   rtpMaxPps: number;
   /** Client addresses the per-client limits do not apply to (default: this machine's loopback). */
   exempt: string[];
+}
+
+/** One STUN or TURN server, as RTCPeerConnection takes it. */
+export interface IceServerConfig {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+/**
+ * EVA_ICE_SERVERS: a JSON array of RTCIceServer objects (`[{"urls":"turn:turn.example.com:3478","username":"u",
+ * "credential":"p"}]`), or a comma-separated list of URLs, where a TURN URL may carry its credentials as
+ * `turn:user:password@host:port`.
+ */
+export function parseIceServers(raw: string | undefined): IceServerConfig[] {
+  const text = (raw ?? '').trim();
+  if (text === '') return [];
+  const bad = (why: string): never => {
+    throw new EvaError('bad_request', `EVA_ICE_SERVERS: ${why}`);
+  };
+  const checkUrl = (u: unknown): string => {
+    if (typeof u !== 'string' || !/^(stun|stuns|turn|turns):[^\s]+$/.test(u)) bad(`${JSON.stringify(u)} is not a stun:, stuns:, turn: or turns: URL`);
+    return u as string;
+  };
+  if (text.startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      return bad(`not valid JSON (${(err as Error).message})`);
+    }
+    if (!Array.isArray(parsed)) return bad('the JSON must be an array of {urls, username?, credential?}');
+    return parsed.map((entry: unknown) => {
+      if (typeof entry !== 'object' || entry === null) return bad('every entry must be an object with "urls"');
+      const o = entry as Record<string, unknown>;
+      const urls = (Array.isArray(o.urls) ? o.urls : [o.urls]).map(checkUrl);
+      if (urls.length === 0) bad('an entry has no urls');
+      for (const k of ['username', 'credential'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') bad(`"${k}" must be a string`);
+      return { urls, ...(o.username !== undefined ? { username: o.username as string } : {}), ...(o.credential !== undefined ? { credential: o.credential as string } : {}) };
+    });
+  }
+  return text.split(',').map((s) => s.trim()).filter(Boolean).map((u) => {
+    const m = /^(turns?):([^:@/]+):([^@/]+)@(.+)$/.exec(u);
+    if (m) return { urls: [checkUrl(`${m[1]}:${m[4]}`)], username: decodeURIComponent(m[2]!), credential: decodeURIComponent(m[3]!) };
+    return { urls: [checkUrl(u)] };
+  });
+}
+
+function portRange(env: Record<string, string | undefined>): [number, number] | undefined {
+  const raw = (env.EVA_RTP_PORTS ?? '').trim();
+  if (raw === '') return undefined;
+  const m = /^(\d+)\s*-\s*(\d+)$/.exec(raw);
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2]) : NaN;
+  if (!m || lo < 1024 || hi > 65535 || lo > hi) throw new EvaError('bad_request', `EVA_RTP_PORTS must be a range like 40000-40999 within 1024-65535, got ${JSON.stringify(raw)}`);
+  return [lo, hi];
+}
+
+/** A postgres:// URL; the error never repeats it (it may hold a password). */
+function databaseUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let ok = false;
+  try {
+    const u = new URL(raw);
+    ok = (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && (u.hostname !== '' || u.searchParams.has('host'));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new EvaError('bad_request', 'EVA_DATABASE_URL must be a postgres://user:password@host:port/database URL (the value is not repeated here: it may hold a password)');
+  return raw;
 }
 
 export const DEFAULT_SYSTEM_PROMPT =
@@ -215,6 +298,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     earlyEndMs,
     speculativeMax: int(e, 'EVA_STT_SPECULATIVE_MAX', 2, 0, 16),
     iceHosts: (e.EVA_ICE_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    iceServers: parseIceServers(e.EVA_ICE_SERVERS),
+    turnSecret: e.EVA_TURN_SECRET || undefined,
+    rtpPorts: portRange(e),
+    workers: int(e, 'EVA_WORKERS', availableParallelism(), 1, 256),
+    drainS: int(e, 'EVA_DRAIN_S', 10, 0, 3600),
+    databaseUrl: databaseUrl(e.EVA_DATABASE_URL),
     access: {
       apiKey: e.EVA_API_KEY || undefined,
       allowedOrigins: origins(e),
