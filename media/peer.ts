@@ -41,6 +41,12 @@ export interface PeerOptions {
   onlyHosts?: string[];
   /** How long to wait for ICE gathering before sending what we have (ms). */
   gatherTimeoutMs?: number;
+  /** STUN/TURN servers (EVA_ICE_SERVERS); none by default. werift uses the first STUN and the first TURN URL. */
+  iceServers?: { urls: string[]; username?: string; credential?: string }[];
+  /** 'relay': TURN-relayed candidates only (a caller that must go through TURN). */
+  iceTransportPolicy?: 'all' | 'relay';
+  /** The UDP ports to bind, inclusive (EVA_RTP_PORTS); any ephemeral port when unset. */
+  portRange?: [number, number];
 }
 
 function keepCandidates(sdp: string, hosts: string[] | undefined): string {
@@ -68,7 +74,9 @@ export class Peer {
     this.handlers = handlers;
     this.opts = opts;
     this.pc = new RTCPeerConnection({
-      iceServers: [],
+      iceServers: opts.iceServers ?? [],
+      iceTransportPolicy: opts.iceTransportPolicy ?? 'all',
+      ...(opts.portRange ? { icePortRange: opts.portRange } : {}),
       iceUseIpv6: false,
       iceAdditionalHostAddresses: opts.additionalHosts ?? ['127.0.0.1'],
       codecs: { audio: [useOPUS({ payloadType: OPUS_PT, parameters: 'minptime=10;useinbandfec=1' })] },
