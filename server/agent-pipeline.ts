@@ -27,8 +27,8 @@ export interface PipelineOptions {
   historyTurns: number;
   voice?: string;
   language?: string;
-  /** Prior messages (a persisted session continuing). */
-  history?: ChatMessage[];
+  /** Prior messages (a persisted session continuing); a Promise (the database read) is restored when it resolves. */
+  history?: ChatMessage[] | Promise<ChatMessage[]>;
   /** Start STT and the LLM at the first silent window, before the end of turn is certain. Default true. */
   speculative?: boolean;
   /** Speculative turns whose STT may be in flight at once. Default 2. */
@@ -55,7 +55,8 @@ export interface PipelineOptions {
 export type TurnOutcome = 'done' | 'interrupted' | 'failed' | 'discarded';
 
 export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): Agent {
-  const conversation = new Conversation(opts.systemPrompt, opts.historyTurns, opts.history);
+  const conversation = new Conversation(opts.systemPrompt, opts.historyTurns, Array.isArray(opts.history) ? opts.history : []);
+  if (opts.history instanceof Promise) void opts.history.then((earlier) => conversation.restore(earlier));
   const echo = opts.stt || opts.sttStream ? null : createEchoAgent(ctx);
   const machine: TurnMachineConfig = {
     eou: {

@@ -12,6 +12,7 @@ import { createMetrics, STAGES, type Metrics, type Stage } from './metrics.js';
 import type { ReplyTurn } from './pipeline/reply.js';
 import { RateLimiter } from './ratelimit.js';
 import { openStore, type Store } from './store.js';
+import { openPgStore } from './store-pg.js';
 import { createTextApi, type TextApi } from './textapi.js';
 import { FallbackLlm, FallbackStt, FallbackTts } from './providers/fallback.js';
 import { EchoLlm } from './providers/llm-echo.js';
@@ -48,12 +49,14 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   log: Logger;
-  /** Database file; default `<EVA_DATA_DIR>/eva.db`. `:memory:` for a private one. */
+  /** SQLite file; default `<EVA_DATA_DIR>/eva.db`. `:memory:` for a private one. Unused with EVA_DATABASE_URL. */
   dbPath?: string;
   /** How long auto-detection waits for Ollama's `/api/version`, ms. Default 400. */
   probeMs?: number;
   /** Export Node's process metrics too (default true; tests that start several EVAs turn it off). */
   defaultMetrics?: boolean;
+  /** This process's worker index (EVA_WORKERS > 1): labels its per-process metrics (metrics.ts). */
+  worker?: number;
 }
 
 /** Health answers are reused this long, so that a tight poll does not hammer the providers. */
@@ -127,7 +130,7 @@ function stageOf(key: string): Stage | null {
 export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Promise<Runtime> {
   const { log } = opts;
   const names = await chooseProviders(config, opts.probeMs);
-  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? true, worker: opts.worker });
   const onFallback = (stage: string) => (from: string, to: string, error: Error) => {
     metrics.fallback(from, to);
     log.warn(`${stage} fallback`, { from, to, reason: error.message });
@@ -146,10 +149,8 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
   try {
     // The store never throws a storage failure at a call or a text turn: it reports it here.
     const dbLog = log.child('db');
-    store = openStore(opts.dbPath ?? join(config.dataDir, 'eva.db'), {
-      retentionDays: config.retentionDays,
-      onError: (what, err) => dbLog.error(`database: ${what}`, { err }),
-    });
+    const storeOpts = { retentionDays: config.retentionDays, onError: (what: string, err: unknown) => dbLog.error(`database: ${what}`, { err }) };
+    store = config.databaseUrl ? await openPgStore(config.databaseUrl, storeOpts) : openStore(opts.dbPath ?? join(config.dataDir, 'eva.db'), storeOpts);
   } catch (err) {
     await tts.close?.();
     metrics.close();
@@ -159,7 +160,10 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
   const limiter = new RateLimiter();
   const chosen = { stt: stt?.name ?? 'none', llm: llm.name, tts: tts.name };
 
-  /** Storage must never break a call: a failed read or write is logged and the conversation goes on. */
+  /**
+   * Storage must never break a call: a failed write is logged and the conversation goes on. (The store reports
+   * its own failures and never throws them; this catches anything else, a bug included.)
+   */
   function persist(what: string, fn: () => void): void {
     try {
       fn();
@@ -168,19 +172,23 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
     }
   }
 
-  function sessionHistory(sessionId: string): ChatMessage[] {
+  /** The session's stored history, for a call starting; resolves (never rejects) with [] when it cannot be read. */
+  async function sessionHistory(sessionId: string): Promise<ChatMessage[]> {
     let history: ChatMessage[] = [];
-    persist('read the history', () => {
-      history = store.history(sessionId, config.historyTurns * 2).filter((m) => m.content !== '').map((m) => ({ role: m.role, content: m.content }));
-    });
+    try {
+      history = (await store.history(sessionId, config.historyTurns * 2)).filter((m) => m.content !== '').map((m) => ({ role: m.role, content: m.content }));
+    } catch (err) {
+      log.error('database: could not read the history', { err });
+    }
     while (history.length && history[0]!.role !== 'user') history.shift();
     return history;
   }
 
   const agent: AgentFactory = (ctx: AgentContext) => {
     const { callId, sessionId } = ctx;
+    // The session first, so that a prompt the offer gave is stored with it (an existing session keeps its own).
+    if (ctx.config.system) persist('create the session', () => store.createSession({ id: sessionId, systemPrompt: ctx.config.system }));
     persist('record the call', () => store.startCall({ id: callId, sessionId, providers: chosen }));
-    if (ctx.config.system) persist('create the session', () => store.getSession(sessionId) ?? store.createSession({ id: sessionId, systemPrompt: ctx.config.system }));
 
     function onTurnDone(turn: ReplyTurn, outcome: TurnOutcome, heard?: string): void {
       if (outcome === 'discarded') return;
@@ -207,14 +215,15 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       });
     }
 
-    let storedPrompt: string | null | undefined;
-    persist('read the session', () => (storedPrompt = store.getSession(sessionId)?.systemPrompt));
+    // The agent is made now and the session's reads land a few ms later (a database round trip), long before a
+    // turn can end: the history is restored into the conversation and the stored prompt set when they arrive.
+    // A turn answered before that (a database slower than the caller) goes without them.
     const inner = createPipelineAgent(
       {
         stt,
         llm,
         tts,
-        systemPrompt: ctx.config.system ?? storedPrompt ?? config.systemPrompt,
+        systemPrompt: ctx.config.system ?? config.systemPrompt,
         historyTurns: config.historyTurns,
         sttStream,
         earlyEndMs: config.earlyEndMs,
@@ -231,6 +240,20 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       },
       ctx,
     );
+    let promptSet = ctx.config.system !== undefined;
+    const configureInner = inner.configure?.bind(inner);
+    if (configureInner) {
+      inner.configure = (update) => {
+        if (update.system !== undefined) promptSet = true;
+        configureInner(update);
+      };
+      if (!promptSet) {
+        void store.getSession(sessionId).then((s) => {
+          // A prompt set meanwhile (the Realtime API's session.update) wins over the stored one.
+          if (s?.systemPrompt != null && !promptSet && !ctx.signal.aborted) configureInner({ system: s.systemPrompt });
+        });
+      }
+    }
     const closeInner = inner.close;
     inner.close = (reason) => {
       closeInner(reason);
@@ -249,9 +272,10 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       wrap(llm),
       wrap(tts),
     ]);
+    // Which store, and where (a PostgreSQL URL without its password).
     let db: HealthPart;
     try {
-      db = store.ping() ? { ok: true, detail: store.path } : { ok: false, detail: `${store.path} does not answer` };
+      db = (await store.ping()) ? { ok: true, detail: `${store.kind} ${store.path}` } : { ok: false, detail: `${store.kind} ${store.path} does not answer` };
     } catch (err) {
       db = { ok: false, detail: (err as Error).message };
     }
@@ -277,7 +301,7 @@ export async function createRuntime(config: EvaConfig, opts: RuntimeOptions): Pr
       for (const s of sttList) if (isStreamingStt(s)) s.close();
       await tts.close?.();
       metrics.close();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -1,4 +1,7 @@
-// Sessions, message history, call records, call transcripts and per-turn metrics, in one SQLite file.
+// Sessions, message history, call records, call transcripts and per-turn metrics: the `Store` interface, which
+// the rest of EVA uses, and its zero-config implementation, one SQLite file. (store-pg.ts is the other, for
+// EVA_DATABASE_URL: a PostgreSQL database that many nodes share.) Reads return Promises so that one interface
+// fits both; here they run synchronously and resolve at once.
 //
 // better-sqlite3 runs every statement on the calling thread, so the rule is: nothing here may hold the event
 // loop (and with it every call's audio) for more than a few ms. Measured on this machine (2 cores, local disk,
@@ -14,8 +17,8 @@
 // - a failing database never throws into a caller: reads return nothing, writes are dropped, the error goes to
 //   `onError` (the log), and `ping()` turns false until a write succeeds again (/health says "degraded");
 // - old sessions and calls are pruned (EVA_RETENTION_DAYS) in bounded batches, at start and every hour.
-// Reads stay synchronous and bounded (history by `limit`, through an index). Opening and migrating the file is
-// done once at start-up.
+// Reads are bounded (history by `limit`, through an index). Opening and migrating the file is done once at
+// start-up.
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { mkdirSync } from 'node:fs';
@@ -63,9 +66,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Schema migrations, in order; `PRAGMA user_version` holds how many have been applied. Append, never edit one
- * that has shipped. Times are Unix epoch milliseconds; JSON columns hold objects.
+ * that has shipped, and append its PostgreSQL twin to store-pg.ts (the same tables, columns and indexes). Times
+ * are Unix epoch milliseconds; JSON columns hold objects. Exported for tests that break and repair a database.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE sessions (
      id            TEXT PRIMARY KEY,
      created_at    INTEGER NOT NULL,
@@ -163,6 +167,9 @@ export interface StoreOptions {
   flushMs?: number;
 }
 
+/** Which implementation: SQLite (the default) or PostgreSQL (EVA_DATABASE_URL). */
+export type StoreKind = 'sqlite' | 'postgres';
+
 export interface PruneResult {
   sessions: number;
   calls: number;
@@ -172,44 +179,53 @@ export interface PruneResult {
 }
 
 /**
- * Writes are queued (committed within FLUSH_MS, or by the next read) and never throw; reads flush the queue first
- * and return nothing when the database fails. Failures go to `onError`.
+ * Writes are queued (committed within FLUSH_MS, or by the next read), fire-and-forget, and never throw; reads
+ * flush the queue first, so they see every earlier write of this process, and resolve with nothing when the
+ * database fails (they never reject). Failures go to `onError`.
  */
 export interface Store {
+  readonly kind: StoreKind;
+  /** Where the data lives, fit to print: the SQLite file, or the PostgreSQL URL without its password. */
   readonly path: string;
   readonly schemaVersion: number;
   /** Writes waiting for the next flush. */
   readonly pending: number;
-  /** Creates a session; `id` defaults to a random UUID. Throws an EvaError if the id exists. */
-  createSession(opts?: { id?: string; systemPrompt?: string | null }): Session;
-  getSession(id: string): Session | undefined;
+  /**
+   * Creates a session; `id` defaults to a random UUID. Returns the id. A session that exists already stays as it
+   * is (its prompt too): two nodes may both create the one a caller named.
+   */
+  createSession(opts?: { id?: string; systemPrompt?: string | null }): string;
+  getSession(id: string): Promise<Session | undefined>;
   /**
    * Appends one message. Creates the session when it does not exist yet and marks it updated. Without `turn`,
    * the message belongs to the session's latest turn (0 for the first).
    */
   appendMessage(sessionId: string, msg: ChatMessage & { turn?: number }): void;
-  /** Appends the messages of one new turn atomically, under the next turn index (taken when it is committed). */
+  /**
+   * Appends the messages of one new turn atomically, under the next turn index (taken by the database when it is
+   * committed, so two nodes appending to one session never share an index). Creates the session when needed.
+   */
   appendTurn(sessionId: string, msgs: readonly ChatMessage[]): void;
   /** The last `limit` messages of a session, oldest first. */
-  history(sessionId: string, limit: number): StoredMessage[];
+  history(sessionId: string, limit: number): Promise<StoredMessage[]>;
   /** Records a call's start; a `sessionId` that does not exist yet is created. A duplicate call id is reported, not thrown. */
   startCall(call: { id: string; sessionId?: string | null; providers?: Record<string, string> }): void;
   /** Records a call's end; only the first end counts. */
   endCall(id: string, reason: string): void;
-  getCall(id: string): CallRecord | undefined;
+  getCall(id: string): Promise<CallRecord | undefined>;
   appendTranscript(callId: string, entry: { turn: number; role: 'user' | 'assistant'; text: string; interrupted?: boolean }): void;
-  transcript(callId: string): TranscriptEntry[];
+  transcript(callId: string): Promise<TranscriptEntry[]>;
   /** Records (or replaces) one turn's stage timings. */
   recordTurnMetrics(callId: string, turn: number, stages: Record<string, number>): void;
-  turnMetrics(callId: string): TurnMetricsRecord[];
-  /** Commits the queued writes now (close and every read do it too). */
-  flush(): void;
+  turnMetrics(callId: string): Promise<TurnMetricsRecord[]>;
+  /** Commits the queued writes now (close and every read do it too); resolves when they are in. Never rejects. */
+  flush(): Promise<void>;
   /** Deletes sessions and calls older than the retention, in batches; resolves with what went. */
   prune(): Promise<PruneResult>;
   /** True when the database answers and the last write did not fail; for /health. */
-  ping(): boolean;
-  /** Commits what is queued and closes the file; a second call does nothing. */
-  close(): void;
+  ping(): Promise<boolean>;
+  /** Commits what is queued and closes the file (or the pool); a second call does nothing. */
+  close(): Promise<void>;
 }
 
 interface SessionRow { id: string; created_at: number; updated_at: number; system_prompt: string | null }
@@ -272,7 +288,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
   }
 
   const q = {
-    insertSession: db.prepare('INSERT INTO sessions (id, created_at, updated_at, system_prompt) VALUES (?, ?, ?, ?)'),
+    insertSession: db.prepare('INSERT INTO sessions (id, created_at, updated_at, system_prompt) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO NOTHING'),
     touchSession: db.prepare(
       'INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at',
     ),
@@ -301,9 +317,10 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
   const commit = db.transaction((batch: readonly Write[]) => {
     for (const w of batch) w.run();
   });
+  // The commit is synchronous, so `writes.flush()` has committed (or reported) everything when it returns.
   const writes = new WriteQueue({ commit: (batch) => (db.open ? commit(batch) : undefined), onError, flushMs });
   const enqueue = (what: string, run: () => void): void => writes.push(what, run);
-  const flush = (): void => writes.flush();
+  const flush = (): void => void writes.flush();
   let closed = false;
 
   /** Reads see every earlier write (but do not wait out a lock), and a failing read returns `fallback`. */
@@ -372,12 +389,8 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
     pruneTimer.unref();
   }
 
-  function getSession(id: string): Session | undefined {
-    const r = read('read a session', undefined, () => q.getSession.get(id) as SessionRow | undefined);
-    return r && { id: r.id, createdAt: r.created_at, updatedAt: r.updated_at, systemPrompt: r.system_prompt };
-  }
-
   return {
+    kind: 'sqlite',
     path,
     schemaVersion,
     get pending() {
@@ -385,12 +398,15 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
     },
     createSession(o = {}) {
       const at = now();
-      const s: Session = { id: o.id ?? randomUUID(), createdAt: at, updatedAt: at, systemPrompt: o.systemPrompt ?? null };
-      if (o.id !== undefined && getSession(o.id)) throw new EvaError('bad_request', `session ${JSON.stringify(o.id)} exists`);
-      enqueue('create a session', () => q.insertSession.run(s.id, at, at, s.systemPrompt));
-      return s;
+      const id = o.id ?? randomUUID();
+      const prompt = o.systemPrompt ?? null;
+      enqueue('create a session', () => q.insertSession.run(id, at, at, prompt));
+      return id;
     },
-    getSession,
+    async getSession(id) {
+      const r = read('read a session', undefined, () => q.getSession.get(id) as SessionRow | undefined);
+      return r && { id: r.id, createdAt: r.created_at, updatedAt: r.updated_at, systemPrompt: r.system_prompt };
+    },
     appendMessage(sessionId, msg) {
       const at = now();
       enqueue('store a message', () => {
@@ -409,7 +425,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
         for (const m of copy) q.insertMessage.run(sessionId, turn, m.role, m.content, at);
       });
     },
-    history(sessionId, limit) {
+    async history(sessionId, limit) {
       if (!(limit > 0)) return [];
       return read('read the history', [] as MessageRow[], () => q.history.all(sessionId, Math.floor(limit)) as MessageRow[]).map((r) => ({
         role: r.role,
@@ -430,7 +446,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       const at = now();
       enqueue('record the end of a call', () => q.endCall.run(at, reason, id));
     },
-    getCall(id) {
+    async getCall(id) {
       const r = read('read a call', undefined, () => q.getCall.get(id) as CallRow | undefined);
       return (
         r && {
@@ -447,7 +463,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       const at = now();
       enqueue('store a transcript line', () => q.insertTranscript.run(callId, e.turn, e.role, e.text, e.interrupted ? 1 : 0, at));
     },
-    transcript(callId) {
+    async transcript(callId) {
       return read('read a transcript', [] as TranscriptRow[], () => q.transcript.all(callId) as TranscriptRow[]).map((r) => ({
         turn: r.turn,
         role: r.role,
@@ -461,16 +477,16 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       const json = JSON.stringify(stages);
       enqueue('store turn metrics', () => q.upsertMetrics.run(callId, turn, json, at));
     },
-    turnMetrics(callId) {
+    async turnMetrics(callId) {
       return read('read turn metrics', [] as MetricsRow[], () => q.turnMetrics.all(callId) as MetricsRow[]).map((r) => ({
         turn: r.turn,
         stages: parseJson<Record<string, number>>(r.stages, {}),
         at: r.at,
       }));
     },
-    flush,
+    flush: () => writes.flush(),
     prune,
-    ping() {
+    async ping() {
       if (!db.open || writes.failing) return false;
       try {
         return (q.ping.get() as { ok: number }).ok === 1;
@@ -478,10 +494,10 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
         return false;
       }
     },
-    close() {
+    async close() {
       if (closed) return;
-      writes.close();
       closed = true;
+      await writes.close();
       if (pruneTimer) clearInterval(pruneTimer);
       checkpointer?.close();
       if (!db.open) return;

@@ -50,8 +50,8 @@ function setup(t: { teardown(fn: () => void): void }, llmOpts: Parameters<typeof
   const { llm, calls } = fakeLlm(clock, llmOpts);
   const store = openStore(':memory:');
   const metrics = createMetrics({ defaultMetrics: false });
-  t.teardown(() => {
-    store.close();
+  t.teardown(async () => {
+    await store.close();
     metrics.close();
   });
   const api = createTextApi({ llm, store, metrics, systemPrompt: 'SYS', historyLimit: 4, log: silent, now: () => clock.ms, ...extra });
@@ -120,7 +120,7 @@ t.test('handleChat answers, creates a session, and carries history into the next
   t.match(first, { response: 'Hello there.', provider: 'fake' });
   t.match(first.session_id, /^[0-9a-f-]{36}$/, 'a new session id when none is given');
   t.equal(first.latency_ms, 40, 'latency from the injected clock: four deltas 10 ms apart (the empty one is skipped, not its time)');
-  t.ok(store.getSession(first.session_id), 'the session is stored');
+  t.ok(await store.getSession(first.session_id), 'the session is stored');
 
   const second = await api.handleChat({ message: 'two', sessionId: first.session_id }, signal());
   t.equal(second.session_id, first.session_id);
@@ -131,7 +131,7 @@ t.test('handleChat answers, creates a session, and carries history into the next
     { role: 'user', content: 'two' },
   ], 'the model sees system + history + the new message');
   t.same(
-    store.history(first.session_id, 10).map((m) => [m.turn, m.role, m.content]),
+    (await store.history(first.session_id, 10)).map((m) => [m.turn, m.role, m.content]),
     [
       [0, 'user', 'one'],
       [0, 'assistant', 'Hello there.'],
@@ -155,7 +155,7 @@ t.test('an unknown session id is created under that id', async (t) => {
   const { api, store } = setup(t);
   const r = await api.handleChat({ message: 'hi', sessionId: 'mine-1' }, signal());
   t.equal(r.session_id, 'mine-1');
-  t.equal(store.history('mine-1', 10).length, 2);
+  t.equal((await store.history('mine-1', 10)).length, 2);
 });
 
 t.test('streamChat emits tokens in order, then end with latency and ttft', async (t) => {
@@ -193,7 +193,7 @@ t.test('a provider timeout becomes a 504 error body without a stack, and nothing
   t.equal(status, 504, 'a stalled provider is a gateway timeout');
   t.same(body, { error: { code: 'provider_timeout', message: 'groq: no first token within 2000 ms' } });
   t.notMatch(JSON.stringify(body), /at .*\.ts|stack/i, 'no stack in the body');
-  t.equal(store.getSession('f'), undefined, 'a failed turn leaves no session');
+  t.equal(await store.getSession('f'), undefined, 'a failed turn leaves no session');
   t.match(await metrics.text(), /eva_provider_errors_total\{provider="groq",code="provider_timeout"\} 1/);
 
   const events: WsChatEvent[] = [];
@@ -229,7 +229,7 @@ t.test('an aborted turn rejects with the abort, emits nothing more, and stores n
     ac2.abort();
   });
   t.same(events, [{ type: 'token', content: 'Hel' }], 'no end and no error after the abort');
-  t.equal(store.getSession('ab'), undefined);
+  t.equal(await store.getSession('ab'), undefined);
 });
 
 t.test('errorBody maps any error to a client-safe body in one place', async (t) => {

@@ -155,8 +155,8 @@ export function createTextApi(deps: TextApiDeps): TextApi {
     // An unknown id is taken as given, so its next request finds this session: which ids a caller may name is
     // the access layer's rule (server/http/access.ts `session`), applied before this. It is created only when
     // the turn succeeds, so failed requests leave no empty sessions behind.
-    const session = store.getSession(sessionId);
-    const history = store.history(sessionId, deps.historyLimit).filter((m) => m.content !== '');
+    const [session, stored] = await Promise.all([store.getSession(sessionId), store.history(sessionId, deps.historyLimit)]);
+    const history = stored.filter((m) => m.content !== '');
     // A cut history may start mid-turn; start it at a user message, as every provider accepts.
     while (history.length && history[0]!.role !== 'user') history.shift();
     const messages: ChatMessage[] = [
@@ -191,10 +191,10 @@ export function createTextApi(deps: TextApiDeps): TextApi {
     // Some providers end quietly on abort: nothing is stored for a turn the client no longer waits for.
     signal.throwIfAborted();
 
-    // No await between this check and the insert, so two first requests for one id cannot both create it.
-    // The store reports its own failures (never throws them); anything else is logged: the answer is given.
+    // appendTurn creates the session when it is new (in the database, so two nodes serving the first two
+    // requests of one id at once share it). The store reports its own failures (never throws them); anything
+    // else is logged: the answer is given.
     try {
-      if (!session && !store.getSession(sessionId)) store.createSession({ id: sessionId });
       store.appendTurn(sessionId, [
         { role: 'user', content: req.message },
         { role: 'assistant', content: response },

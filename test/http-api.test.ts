@@ -344,7 +344,7 @@ t.test('POST /chat: a dead provider is a 5xx JSON error with no internals, and a
     const eva = await startEva(t, { runtime: true, env: { GROQ_API_KEY: 'k', GROQ_BASE_URL: groq.url, EVA_LLM: 'groq' } });
     const r = await post(eva, '/chat', { message: 'Anyone there?', session_id: 'dead-provider' });
     isErrorReply(t, r, /^5\d\d$/, /^provider_/, 'HTTP 500 from Groq');
-    t.equal(eva.runtime!.store.history('dead-provider', 10).length, 0, 'a failed turn stores nothing');
+    t.equal((await eva.runtime!.store.history('dead-provider', 10)).length, 0, 'a failed turn stores nothing');
 
     groq.setFail(null);
     const ok = await post(eva, '/chat', { message: 'Now?', session_id: 'dead-provider' });
@@ -660,7 +660,7 @@ t.test('a session survives a restart on the same database file', async (t) => {
       ],
       'the LLM request after the restart carries the first turn',
     );
-    t.equal(eva.runtime!.store.history(sessionId, 10).length, 4, 'the database holds both turns');
+    t.equal((await eva.runtime!.store.history(sessionId, 10)).length, 4, 'the database holds both turns');
   });
 });
 

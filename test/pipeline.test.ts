@@ -74,17 +74,18 @@ t.test('groq: a spoken question gets a transcript, a streamed reply and audible 
 
   // Persisted: the call's session holds the turn, the call has a transcript and per-turn metrics.
   const store = eva.runtime!.store;
-  await until(() => store.history('pipeline-groq', 10).length >= 2, 3000);
-  t.same(store.history('pipeline-groq', 10).map((m) => m.role), ['user', 'assistant'], 'the session stored the turn');
+  // The turn is stored when it ends, a little after its audio: poll the (asynchronous) reads.
+  for (let i = 0; i < 150 && (await store.history('pipeline-groq', 10)).length < 2; i++) await sleep(20);
+  t.same((await store.history('pipeline-groq', 10)).map((m) => m.role), ['user', 'assistant'], 'the session stored the turn');
   const callId = ready.type === 'ready' ? ready.call : '';
-  t.same(store.transcript(callId!).map((e) => e.role), ['user', 'assistant'], 'the call transcript stored');
-  t.equal(store.turnMetrics(callId!).length, 1, 'per-turn metrics stored');
+  t.same((await store.transcript(callId!)).map((e) => e.role), ['user', 'assistant'], 'the call transcript stored');
+  t.equal((await store.turnMetrics(callId!)).length, 1, 'per-turn metrics stored');
   const scrape = await (await fetch(`${eva.httpUrl}/metrics`)).text();
   t.match(scrape, /eva_turns_total\{source="voice"\} 1/, '/metrics counts the voice turn');
   t.match(scrape, /eva_calls_open 1/, '/metrics counts the open call');
   call.hangup();
   await until(() => eva.server.calls.size === 0, 3000);
-  t.match(store.getCall(callId!), { endReason: 'hangup' }, 'the call record has its end');
+  t.match(await store.getCall(callId!), { endReason: 'hangup' }, 'the call record has its end');
 });
 
 t.test('ollama: the same spoken turn through the ollama client', async (t) => {
@@ -191,7 +192,7 @@ t.test('barge-in mid-reply: interrupted with what was heard, and the next reques
   const assistant = next.messages.filter((m) => m.role === 'assistant');
   t.equal(assistant.at(-1)?.content, heard, 'the next LLM request carries the reply as heard');
   t.match(next.messages.at(-1), { role: 'user', content: 'Thanks, that is enough.' });
-  const stored = eva.runtime!.store.history('barge', 10);
+  const stored = await eva.runtime!.store.history('barge', 10);
   t.equal(stored.find((m) => m.role === 'assistant')?.content, heard, 'the stored session keeps the cut reply');
   const scrape = await (await fetch(`${eva.httpUrl}/metrics`)).text();
   t.match(scrape, /eva_barge_ins_total [1-9]/, '/metrics counts the barge-in');

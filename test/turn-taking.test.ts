@@ -89,7 +89,7 @@ t.test('a cut-off that does happen is retracted when the person goes on, and lea
   t.match(last.at(-1), { role: 'user', content: full }, 'the final request carries the whole turn');
   t.notOk(last.some((m) => m.content === 'Yes.' || m.content === 'You said: Yes.'), 'nothing of the retracted answer is in the history');
   const ready = call.events.find((e) => e.msg.type === 'ready')!.msg as Extract<ServerMessage, { type: 'ready' }>;
-  const stored = eva.runtime!.store.history(ready.session, 10).map((m) => m.content);
+  const stored = (await eva.runtime!.store.history(ready.session, 10)).map((m) => m.content);
   t.same(stored.slice(-2), [full, `You said: ${full}`], 'the stored session has the whole turn only');
   t.comment(`retracted ${(call.events.find((e) => e.msg === interrupted)!.at - sent.startAt).toFixed(0)} ms into the clip`);
 });

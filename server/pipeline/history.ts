@@ -15,6 +15,12 @@ export class Conversation {
     this.trim();
   }
 
+  /** Earlier messages that arrived after the conversation began (a stored session, read at call start): they go first. */
+  restore(earlier: readonly ChatMessage[]): void {
+    this.messages.unshift(...earlier.filter((m) => m.role !== 'system').map((m) => ({ ...m })));
+    this.trim();
+  }
+
   add(role: 'user' | 'assistant', content: string): void {
     this.messages.push({ role, content });
     this.trim();

@@ -45,7 +45,7 @@ t.test('with its tables dropped under it, EVA still answers POST /chat, /ws/chat
   const { eva, dbPath } = await evaWithFileDb(t);
   const before = await chat(eva.httpUrl, { message: 'hello before' });
   t.equal(before.status, 200, 'a healthy turn first');
-  t.equal(eva.runtime!.store.history(before.body.session_id!, 10).length, 2, 'and it was stored');
+  t.equal((await eva.runtime!.store.history(before.body.session_id!, 10)).length, 2, 'and it was stored');
 
   const raw = new Database(dbPath);
   raw.exec('PRAGMA foreign_keys = OFF; DROP TABLE turn_metrics; DROP TABLE call_transcript; DROP TABLE messages; DROP TABLE calls; DROP TABLE sessions;');
@@ -68,7 +68,7 @@ t.test('with its tables dropped under it, EVA still answers POST /chat, /ws/chat
   t.equal(reply.type, 'reply_end', 'a call\'s typed turn is answered');
   t.equal(eva.server.calls.size, 1, 'the call goes on');
 
-  eva.runtime!.store.flush();
+  await eva.runtime!.store.flush();
   const health = await fetch(`${eva.httpUrl}/health`);
   const h = (await health.json()) as { status: string; database: boolean };
   t.equal(h.database, false, '/health reports the database');
@@ -88,6 +88,6 @@ t.test('with the file locked by another process, a text turn is answered at once
   const store = eva.runtime!.store;
   const deadline = performance.now() + 5000;
   while (store.pending > 0 && performance.now() < deadline) await new Promise((res) => setTimeout(res, 50));
-  t.equal(store.history(r.body.session_id!, 10).length, 2, 'the turn was stored after the lock went');
+  t.equal((await store.history(r.body.session_id!, 10)).length, 2, 'the turn was stored after the lock went');
   t.comment(`POST /chat with the database locked: ${ms.toFixed(0)} ms`);
 });
