@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { rmsOf } from '../media/level.js';
 import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
 import { Pacer, PacerScheduler } from '../media/pacer.js';
-import { Peer } from '../media/peer.js';
+import { Peer, type PeerOptions } from '../media/peer.js';
 import type { CallConfig, ServerMessage } from '../server/signaling.js';
 import { audibleOnsetMs } from './latency.js';
 
@@ -63,14 +63,14 @@ export class ProbeCall {
   private closed = false;
   private segment = 0;
 
-  private constructor(ws: WebSocket) {
+  private constructor(ws: WebSocket, peer: PeerOptions = { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] }) {
     this.ws = ws;
     enableFec(this.enc);
     this.peer = new Peer(
       {
         onAudio: (payload) => this.onAudio(payload),
       },
-      { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] },
+      peer,
     );
     this.pacer = new Pacer({
       encoder: this.enc,
@@ -97,14 +97,17 @@ export class ProbeCall {
 
   static readonly scheduler = new PacerScheduler();
 
-  /** Open `/ws`, offer, and resolve once the call is connected and `ready` arrived. */
-  static async connect(wsUrl: string, opts: { config?: CallConfig; timeoutMs?: number; keepPcmSeconds?: number } = {}): Promise<ProbeCall> {
+  /**
+   * Open `/ws`, offer, and resolve once the call is connected and `ready` arrived. `peer`: the caller's own peer
+   * settings (default: loopback candidates only); the test/net/ callers in other namespaces set theirs.
+   */
+  static async connect(wsUrl: string, opts: { config?: CallConfig; timeoutMs?: number; keepPcmSeconds?: number; peer?: PeerOptions } = {}): Promise<ProbeCall> {
     const ws = new WebSocket(wsUrl);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    const call = new ProbeCall(ws);
+    const call = new ProbeCall(ws, opts.peer);
     if (opts.keepPcmSeconds !== undefined) call.keepPcmSeconds = opts.keepPcmSeconds;
     try {
       const t0 = performance.now();

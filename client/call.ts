@@ -10,6 +10,8 @@ import { Signaling } from './signaling.js';
 const GATHER_CAP_MS = 1000;
 /** Microphone granted → `connected`; a fresh server's first call measured 340–890 ms, so this only catches a hang. */
 const CONNECT_TIMEOUT_MS = 15000;
+/** How long the page waits for the server's `hello` (its ICE servers); an EVA that predates it answers at once. */
+const HELLO_TIMEOUT_MS = 2000;
 /** Level poll period; matches the analyser window (meter.ts) and one Opus frame. */
 const POLL_MS = 20;
 const MAX_SPURTS = 200;
@@ -73,6 +75,8 @@ export class Call {
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private lastPollAt = 0;
   private pendingCandidates: IceCandidateJson[] = [];
+  private helloWaiter: ((servers: RTCIceServer[]) => void) | null = null;
+  private helloTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly opts: CallOptions) {
     this.stats = {
@@ -128,7 +132,10 @@ export class Call {
       });
       if (this.ended) return this.ws.close();
 
-      const pc = new RTCPeerConnection({ iceServers: [] });
+      // STUN/TURN servers come from EVA (EVA_ICE_SERVERS), TURN ones with a credential minted for this socket.
+      const iceServers = await this.askIceServers();
+      if (this.ended) return;
+      const pc = new RTCPeerConnection({ iceServers });
       this.pc = pc;
       for (const track of this.mic.getAudioTracks()) pc.addTrack(track, this.mic);
       pc.ontrack = (e) => this.onTrack(e);
@@ -149,6 +156,24 @@ export class Call {
     } catch (err) {
       this.fail(describe(err));
     }
+  }
+
+  /** Resolves with the server's ICE servers, or none when it does not know `hello` or says nothing in time. */
+  private askIceServers(): Promise<RTCIceServer[]> {
+    return new Promise((resolve) => {
+      const done = (servers: RTCIceServer[]): void => {
+        if (this.helloTimer) clearTimeout(this.helloTimer);
+        this.helloTimer = null;
+        this.helloWaiter = null;
+        resolve(servers);
+      };
+      this.helloWaiter = done;
+      this.helloTimer = setTimeout(() => {
+        this.note(`no ICE servers from the server within ${HELLO_TIMEOUT_MS / 1000} s; calling with host candidates only`);
+        done([]);
+      }, HELLO_TIMEOUT_MS);
+      if (!this.send({ type: 'hello' })) done([]);
+    });
   }
 
   /** Sends a typed turn; false when there is no open call to send it on. */
@@ -175,6 +200,7 @@ export class Call {
     if (this.ended) return;
     this.phaseNow = phase;
     if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.helloWaiter?.([]);
     if (this.poll) clearInterval(this.poll);
     this.poll = null;
     for (const d of [this.micSpurts, this.remoteSpurts]) {
@@ -218,6 +244,9 @@ export class Call {
     this.opts.onEvent({ type: 'received', msg, raw });
     if (!msg || this.ended) return;
     switch (msg.type) {
+      case 'hello':
+        this.helloWaiter?.(msg.ice_servers);
+        break;
       case 'answer':
         this.stats.answerAt = performance.now();
         this.applyAnswer(msg.sdp).catch((err: unknown) => this.fail(`could not apply the answer: ${describe(err)}`));
@@ -230,6 +259,11 @@ export class Call {
         this.close('closed', `server ended the call: ${msg.reason}`);
         break;
       case 'error':
+        // An EVA that predates `hello` refuses it: call with host candidates, as before.
+        if (msg.code === 'unknown_type' && this.helloWaiter) {
+          this.helloWaiter([]);
+          break;
+        }
         // Before the answer an error is the server refusing the offer (bad SDP, at its call limit …): the call
         // cannot start, so it fails now instead of waiting out the connect timeout. Later errors (no STT, a
         // failed turn) leave the call up; the page shows them as notices.

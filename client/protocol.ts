@@ -17,7 +17,8 @@ export type ClientMessage =
   | { type: 'offer'; sdp: string; config?: CallConfig }
   | { type: 'candidate'; candidate: IceCandidateJson }
   | { type: 'text'; text: string }
-  | { type: 'hangup' };
+  | { type: 'hangup' }
+  | { type: 'hello' };
 
 export type EvaState = 'listening' | 'thinking' | 'speaking';
 
@@ -33,6 +34,7 @@ export interface MetricsMessage {
 }
 
 export type ServerMessage =
+  | { type: 'hello'; ice_servers: RTCIceServer[] }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateJson }
   | { type: 'ready'; session: string; call?: string; providers: { stt: string; llm: string; tts: string } }
@@ -56,7 +58,7 @@ export const METRIC_STAGES = [
 ] as const satisfies ReadonlyArray<readonly [keyof MetricsMessage, string]>;
 
 const KNOWN = new Set([
-  'answer', 'candidate', 'ready', 'state', 'vad', 'transcript', 'reply', 'reply_end', 'interrupted', 'metrics', 'error', 'bye',
+  'hello', 'answer', 'candidate', 'ready', 'state', 'vad', 'transcript', 'reply', 'reply_end', 'interrupted', 'metrics', 'error', 'bye',
 ]);
 
 /**

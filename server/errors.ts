@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'forbidden_origin'
   | 'forbidden_host'
   | 'unauthorized'
+  /** The server is draining (SIGTERM, EVA_DRAIN_S): no new calls or sockets here; retry, another node may serve. */
+  | 'shutting_down'
   | 'internal';
 
 export class EvaError extends Error {

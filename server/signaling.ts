@@ -1,5 +1,6 @@
 // The `/ws` signaling protocol (DESIGN "Signaling"): parsing and validation of client frames, pure. Anything the
 // page or an outside client can send ends here as a typed message or an EvaError with a stable code.
+import type { IceServerConfig } from './config.js';
 import { EvaError } from './errors.js';
 
 /** Frames above this are refused with `too_large` (an SDP offer is ~2–6 KiB). uWS itself drops > 1 MiB. */
@@ -27,9 +28,13 @@ export type ClientMessage =
   | { type: 'offer'; sdp: string; config: CallConfig }
   | { type: 'candidate'; candidate: IceCandidateInit }
   | { type: 'text'; text: string }
-  | { type: 'hangup' };
+  | { type: 'hangup' }
+  /** Asks for the ICE servers to build the peer connection with (answered by `hello`); any time, any number. */
+  | { type: 'hello' };
 
 export type ServerMessage =
+  /** The STUN/TURN servers for this socket's calls, TURN ones with a credential minted for this socket. */
+  | { type: 'hello'; ice_servers: IceServerConfig[] }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidateInit }
   | { type: 'ready'; session: string; call: string; providers: { stt: string; llm: string; tts: string } }
@@ -130,7 +135,9 @@ export function parseClientMessage(data: ArrayBuffer | string, isBinary = false)
     }
     case 'hangup':
       return { type: 'hangup' };
+    case 'hello':
+      return { type: 'hello' };
     default:
-      throw new EvaError('unknown_type', `unknown message type ${JSON.stringify(m.type).slice(0, 60)}; expected offer, candidate, text or hangup`);
+      throw new EvaError('unknown_type', `unknown message type ${JSON.stringify(m.type).slice(0, 60)}; expected offer, candidate, text or hangup (or hello)`);
   }
 }

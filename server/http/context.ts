@@ -10,6 +10,8 @@ import type { TtsProvider } from '../providers/types.js';
 import type { RateLimiter } from '../ratelimit.js';
 import type { TextApi } from '../textapi.js';
 import type { VadEngine } from '../../media/vad.js';
+import type { WorkerView } from '../cluster-worker.js';
+import { EvaError } from '../errors.js';
 import type { Access, Admitted, Need } from './access.js';
 import type { Limits } from './limits.js';
 import { drainBody, requestInfo, sendError, sendRefusal } from './respond.js';
@@ -30,6 +32,8 @@ export interface AppDeps {
   limiter?: RateLimiter;
   /** What session ids and tokens are signed with (tokens.ts `loadSecret`); default: random for this process. */
   secret?: Buffer;
+  /** This process's place in the server (EVA_WORKERS): draining, and the whole server's /metrics and /health. */
+  worker?: WorkerView;
 }
 
 export interface RouteContext {
@@ -74,6 +78,10 @@ export function admit(ctx: RouteContext, res: HttpResponse, req: HttpRequest, ne
 export function admitUpgrade(ctx: RouteContext, res: HttpResponse, req: HttpRequest): Admitted | null {
   const ok = admit(ctx, res, req, 'auth');
   if (!ok) return null;
+  if (ctx.deps.worker?.draining) {
+    sendError(res, new EvaError('shutting_down', 'EVA is draining: no new connections here; try again', { status: 503, retryable: true }), ctx.log);
+    return null;
+  }
   const full = ctx.limits.canOpenSocket(ok.client);
   if (full) {
     sendError(res, full, ctx.log);

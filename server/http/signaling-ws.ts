@@ -4,7 +4,9 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { Call, type CallEndReason } from '../call.js';
 import { EvaError } from '../errors.js';
+import { peerOptionsFor } from '../peer-options.js';
 import { parseClientMessage, type ClientMessage, type ServerMessage } from '../signaling.js';
+import { connectionId, iceServersFor, unusableTurnServers } from '../turn-credentials.js';
 import { admitUpgrade, type RouteContext } from './context.js';
 import { publicMessage, wsError } from './respond.js';
 
@@ -30,6 +32,8 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
   const { deps, log, limits, access, calls } = ctx;
   const { config } = deps;
   const sockets = new Set<SocketData>();
+  const unusable = unusableTurnServers(config.iceServers, config.turnSecret);
+  if (unusable.length) log.warn(`EVA_ICE_SERVERS: ${unusable.join(', ')} has no credential and EVA_TURN_SECRET is not set: it is not offered to callers or used`);
 
   /** No call on this socket: it must offer within the timeout or be closed. */
   const armOfferTimer = (s: SocketData): void => {
@@ -96,6 +100,7 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
     switch (msg.type) {
       case 'offer': {
         if (s.call && s.call.state !== 'closed') throw new EvaError('already_in_call', 'this socket already has a call; hang up first');
+        if (deps.worker?.draining) throw new EvaError('shutting_down', 'EVA is draining: no new calls here; try again', { status: 503, retryable: true });
         const limited = limits.offer(s.client);
         if (limited) throw limited;
         if (calls.size >= calls.max) {
@@ -120,7 +125,7 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
             if (answered) send(s, { type: 'bye', reason });
             if (s.open && s.call === c) armOfferTimer(s);
           },
-          peer: config.iceHosts.length ? { additionalHosts: ['127.0.0.1', ...config.iceHosts] } : undefined,
+          peer: peerOptionsFor(config, deps.worker?.index ?? 0),
           rtpMaxPps: limits.config.rtpMaxPps,
           onLimit: (limit) => limits.hit(limit),
         });
@@ -155,6 +160,10 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
         s.call.text(msg.text);
         return;
       }
+      case 'hello':
+        // Minted per request (an HMAC, microseconds): a page asks once, before it builds its peer connection.
+        send(s, { type: 'hello', ice_servers: iceServersFor(config.iceServers, config.turnSecret, connectionId('ws')) });
+        return;
       case 'hangup':
         if (!s.call) throw new EvaError('no_call', 'no call to hang up');
         s.call.close('hangup');
