@@ -1,7 +1,8 @@
 // The WebRTC peer: the only file that imports werift. One audio m-line, Opus/48000/2 as payload type 111 with
-// in-band FEC (werift's default is PT 96 without fmtp), no STUN (none is reachable offline and gathering would
-// stall on it), IPv4 host candidates plus loopback. Both roles live here: the server answers browsers; the
-// bench and the tests offer as a headless client with the same settings.
+// in-band FEC (werift's default is PT 96 without fmtp), IPv4 host candidates plus loopback, and the STUN/TURN
+// servers it is given (EVA_ICE_SERVERS; none by default, and never werift's fallback to Google's STUN, which is
+// unreachable offline and stalls gathering). Both roles live here: the server answers browsers; the bench and
+// the tests offer as a headless client with the same settings.
 //
 // werift's own failure detection is slow or silent (WEBRTC-NOTES): `failed` arrives 26–30 s after a peer
 // vanishes, `disconnected` never. A page's pc.close() does close DTLS within ~16 ms: that is reported here as
@@ -25,6 +26,55 @@ export { checkOfferSdp, SdpError };
 export const OPUS_PT = 111;
 
 export type PeerCloseReason = 'dtls_closed' | 'failed' | 'closed';
+
+/** A data channel (SCTP over the call's DTLS), text messages only: the Realtime API's `oai-events`. */
+export interface DataChannel {
+  readonly label: string;
+  readonly open: boolean;
+  /** Dropped (false) when the channel is not open. */
+  send(text: string): boolean;
+  onOpen(cb: () => void): void;
+  onMessage(cb: (text: string) => void): void;
+  onClose(cb: () => void): void;
+  close(): void;
+}
+
+type WeriftChannel = ReturnType<RTCPeerConnection['createDataChannel']>;
+
+function wrapChannel(ch: WeriftChannel, subs: { unSubscribe(): void }[]): DataChannel {
+  return {
+    get label() {
+      return ch.label;
+    },
+    get open() {
+      return ch.readyState === 'open';
+    },
+    send(text) {
+      if (ch.readyState !== 'open') return false;
+      ch.send(text);
+      return true;
+    },
+    onOpen(cb) {
+      if (ch.readyState === 'open') queueMicrotask(cb);
+      else subs.push(ch.stateChanged.subscribe((st) => st === 'open' && cb()));
+    },
+    onMessage(cb) {
+      subs.push(ch.onMessage.subscribe((data) => cb(typeof data === 'string' ? data : data.toString('utf8'))));
+    },
+    onClose(cb) {
+      subs.push(ch.stateChanged.subscribe((st) => st === 'closed' && cb()));
+    },
+    close() {
+      // werift throws on closing a channel whose SCTP association never started (a call that never connected).
+      if (ch.readyState === 'closed') return;
+      try {
+        ch.close();
+      } catch {
+        // nothing to close yet; the peer's own close releases the rest
+      }
+    },
+  };
+}
 
 export interface PeerHandlers {
   /** One received RTP packet's Opus payload. */
@@ -76,6 +126,9 @@ export class Peer {
     this.pc = new RTCPeerConnection({
       iceServers: opts.iceServers ?? [],
       iceTransportPolicy: opts.iceTransportPolicy ?? 'all',
+      // One ICE transport from the start: with 'balanced' (werift's default) an offer with a data channel gathers a
+      // second transport for it, and werift never closes that one once BUNDLE drops it (2 UDP sockets per call).
+      bundlePolicy: 'max-bundle',
       ...(opts.portRange ? { icePortRange: opts.portRange } : {}),
       iceUseIpv6: false,
       iceAdditionalHostAddresses: opts.additionalHosts ?? ['127.0.0.1'],
@@ -105,6 +158,16 @@ export class Peer {
         }
       }),
     );
+  }
+
+  /** Server role: a data channel the remote side opens (call before answer()). */
+  onDataChannel(cb: (ch: DataChannel) => void): void {
+    this.subs.push(this.pc.onDataChannel.subscribe((ch) => cb(wrapChannel(ch, this.subs))));
+  }
+
+  /** Client role: a data channel, created before offer() so the offer carries it. */
+  createDataChannel(label: string): DataChannel {
+    return wrapChannel(this.pc.createDataChannel(label), this.subs);
   }
 
   get connectionState(): string {

@@ -1,8 +1,8 @@
 // The HTTP and WebSocket front: the only file that imports uWebSockets.js at run time (the route modules under
 // server/http/ import its types only). It builds the one access layer and the limits, registers the routes —
 // the page (http/page.ts), the HTTP API (http/api.ts), `/ws` signaling (http/signaling-ws.ts), `/ws/chat`
-// (http/chat-ws.ts) and the OpenAI Realtime WebSocket `/v1/realtime` (http/realtime-ws.ts) — listens, and
-// closes. Errors become replies in one place, http/respond.ts.
+// (http/chat-ws.ts), the OpenAI Realtime WebSocket `/v1/realtime` (http/realtime-ws.ts) and its WebRTC calls and
+// client secrets (http/realtime-calls.ts) — listens, and closes. Errors become replies in one place, http/respond.ts.
 import { randomBytes } from 'node:crypto';
 import uWS from 'uWebSockets.js';
 import { CallRegistry } from './calls.js';
@@ -13,7 +13,9 @@ import { registerChat } from './http/chat-ws.js';
 import type { AppDeps, RouteContext } from './http/context.js';
 import { Limits } from './http/limits.js';
 import { loadStatic, registerPage } from './http/page.js';
+import { registerRealtimeCalls } from './http/realtime-calls.js';
 import { registerRealtime } from './http/realtime-ws.js';
+import { ClientSecrets } from './realtime/client-secrets.js';
 import { registerSignaling } from './http/signaling-ws.js';
 
 export type { AppDeps } from './http/context.js';
@@ -47,7 +49,9 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
   registerPage(app, ctx, statics);
   const signaling = registerSignaling(app, ctx);
   const chat = registerChat(app, ctx);
-  const realtime = registerRealtime(app, ctx);
+  const secrets = new ClientSecrets((ttlMs) => access.signer.mintToken(ttlMs, Date.now()));
+  const realtime = registerRealtime(app, ctx, { secrets });
+  const realtimeCalls = registerRealtimeCalls(app, ctx, { secrets, otherSessions: () => realtime.size });
   registerApi(app, ctx); // last: it holds the catch-all 404
 
   const listen = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
@@ -66,6 +70,7 @@ export async function startServer(deps: AppDeps): Promise<EvaServer> {
       signaling.closeAll();
       chat.closeAll();
       realtime.closeAll();
+      realtimeCalls.closeAll('shutdown');
     },
   };
 }

@@ -1,11 +1,11 @@
-// The process's open calls, and the one sweep timer that enforces every call's timeouts (one timer for all
+// The process's open calls — EVA's `/ws` calls and Realtime WebRTC calls alike — and the one sweep timer that enforces every call's timeouts (one timer for all
 // calls rather than one per call).
-import type { Call, CallEndReason } from './call.js';
+import type { CallEndReason, RegisteredCall } from './call.js';
 
 export const SWEEP_MS = 100;
 
 export class CallRegistry {
-  private readonly calls = new Map<string, Call>();
+  private readonly calls = new Map<string, RegisteredCall>();
   private timer: NodeJS.Timeout | null = null;
   total = 0;
 
@@ -19,7 +19,7 @@ export class CallRegistry {
     return this.calls.has(id);
   }
 
-  add(call: Call): void {
+  add(call: RegisteredCall): void {
     this.calls.set(call.id, call);
     this.total++;
     if (!this.timer) {
@@ -28,7 +28,7 @@ export class CallRegistry {
     }
   }
 
-  remove(call: Call): void {
+  remove(call: RegisteredCall): void {
     this.calls.delete(call.id);
     if (this.calls.size === 0 && this.timer) {
       clearInterval(this.timer);

@@ -230,7 +230,9 @@ export class Access {
       'Access-Control-Allow-Origin': info.origin,
       'Access-Control-Allow-Credentials': 'true',
       'Access-Control-Allow-Methods': 'GET, POST',
-      'Access-Control-Allow-Headers': 'authorization, content-type',
+      // The OpenAI SDKs add their own headers to a WebRTC call's POST (docs/realtime.md).
+      'Access-Control-Allow-Headers': 'authorization, content-type, x-openai-agents-sdk, openai-beta, openai-organization, openai-project',
+      'Access-Control-Expose-Headers': 'Location',
       'Access-Control-Max-Age': '600',
       Vary: 'Origin',
     };
@@ -266,7 +268,8 @@ export class Access {
     const key = this.config.apiKey;
     const now = this.now();
     if (info.authorization !== '') {
-      const secret = authorizationSecret(info.authorization);
+      // An OpenAI-style client secret (`ek_<token>`, POST /v1/realtime/client_secrets) is one of EVA's tokens.
+      const secret = withoutClientPrefix(authorizationSecret(info.authorization));
       if (key !== undefined && secret !== '' && safeEqual(secret, key)) return 'key';
       if (secret !== '' && this.signer.verifyToken(secret, now)) return 'token';
       return key === undefined ? 'none' : null;
@@ -275,6 +278,7 @@ export class Access {
       if (this.signer.verifyToken(protocolToken, now)) return 'token';
       return key === undefined ? 'none' : null;
     }
+    protocolKey = withoutClientPrefix(protocolKey);
     if (protocolKey !== '') {
       if (key !== undefined && safeEqual(protocolKey, key)) return 'key';
       if (this.signer.verifyToken(protocolKey, now)) return 'token';
@@ -294,6 +298,10 @@ export class Access {
     if (requested !== undefined && (owner || this.signer.isSessionId(requested))) return requested;
     return this.signer.mintSessionId();
   }
+}
+
+function withoutClientPrefix(secret: string): string {
+  return secret.startsWith('ek_') ? secret.slice(3) : secret;
 }
 
 function refuse(status: 401 | 403, code: Refused['code'], message: string, challenge = false): Refused {

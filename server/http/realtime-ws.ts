@@ -7,6 +7,8 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { EvaError } from '../errors.js';
 import { RealtimeSession, type RealtimeEvent } from '../realtime/session.js';
 import { RealtimeError, decodeFrame, eventIdOf, parseClientEvent } from '../realtime/protocol.js';
+import type { ClientSecrets } from '../realtime/client-secrets.js';
+import { authorizationSecret, splitProtocols } from './access.js';
 import { admitUpgrade, type RouteContext } from './context.js';
 import { sendError } from './respond.js';
 
@@ -22,6 +24,8 @@ interface RealtimeSocketData {
   model: string;
   protocol: string;
   open: boolean;
+  /** The settings of the client secret it was opened with, if any. */
+  initial?: Record<string, unknown>;
   session?: RealtimeSession;
 }
 
@@ -30,7 +34,7 @@ export interface RealtimeSockets {
   closeAll(): void;
 }
 
-export function registerRealtime(app: TemplatedApp, ctx: RouteContext): RealtimeSockets {
+export function registerRealtime(app: TemplatedApp, ctx: RouteContext, opts: { secrets: ClientSecrets }): RealtimeSockets {
   const { deps, log, limits, calls } = ctx;
   const { config } = deps;
   const sockets = new Set<WebSocket<RealtimeSocketData>>();
@@ -42,6 +46,7 @@ export function registerRealtime(app: TemplatedApp, ctx: RouteContext): Realtime
     maxBackpressure: 16 * 1024 * 1024,
     upgrade: (res, req, context) => {
       const model = req.getQuery('model') ?? '';
+      const presented = authorizationSecret(req.getHeader('authorization')) || splitProtocols(req.getHeader('sec-websocket-protocol')).key;
       const ok = admitUpgrade(ctx, res, req);
       if (!ok) return;
       if (calls.size + sockets.size >= calls.max) {
@@ -50,7 +55,7 @@ export function registerRealtime(app: TemplatedApp, ctx: RouteContext): Realtime
         return;
       }
       res.upgrade<RealtimeSocketData>(
-        { client: ok.client, model: model || 'eva', protocol: ok.protocol, open: true },
+        { client: ok.client, model: model || 'eva', protocol: ok.protocol, open: true, initial: opts.secrets.sessionFor(presented) },
         req.getHeader('sec-websocket-key'),
         ok.protocol,
         req.getHeader('sec-websocket-extensions'),
@@ -73,6 +78,7 @@ export function registerRealtime(app: TemplatedApp, ctx: RouteContext): Realtime
         log: log.child('realtime'),
         instructions: config.systemPrompt,
         model: s.model,
+        initial: s.initial,
         send,
         onFault: () => {
           if (s.open) ws.end(1011, 'internal error');

@@ -122,6 +122,33 @@ export function drainBody(res: HttpResponse): void {
   res.onData(() => undefined);
 }
 
+/** Read a bounded raw body (an SDP offer, a multipart form). Must be called synchronously in the handler. */
+export function readBody(res: HttpResponse, req: HttpRequest, aborted: { value: boolean }, max: number): Promise<Buffer> {
+  const declared = Number(req.getHeader('content-length') || 0);
+  return new Promise((resolve, reject) => {
+    const tooLarge = () => new EvaError('too_large', `request body larger than ${max} bytes`, { status: 413 });
+    if (declared > max) {
+      drainBody(res);
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk, isLast) => {
+      if (failed || aborted.value) return;
+      size += chunk.byteLength;
+      if (size > max) {
+        failed = true;
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after this callback
+      if (isLast) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
 /** Read a bounded JSON body. Must be called synchronously in the handler (uWS invalidates `req` after). */
 export function readJson(res: HttpResponse, req: HttpRequest, aborted: { value: boolean }): Promise<unknown> {
   const type = req.getHeader('content-type');

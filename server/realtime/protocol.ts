@@ -125,7 +125,9 @@ export type ClientEvent =
   | { type: 'conversation.item.truncate'; event_id?: string; item_id: string; content_index: number; audio_end_ms: number }
   | { type: 'conversation.item.delete'; event_id?: string; item_id: string }
   | { type: 'response.create'; event_id?: string; response: Record<string, unknown> }
-  | { type: 'response.cancel'; event_id?: string; response_id?: string };
+  | { type: 'response.cancel'; event_id?: string; response_id?: string }
+  /** WebRTC only: stop the audio playing on the track (the agents SDK sends it with every interrupt()). */
+  | { type: 'output_audio_buffer.clear'; event_id?: string };
 
 /** Client frames above this get an `error` (the socket itself refuses frames over WS_MAX_PAYLOAD). */
 export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
@@ -210,8 +212,10 @@ export function parseClientEvent(text: string): ClientEvent {
     }
     case 'response.cancel':
       return { type, event_id, response_id: str(msg, 'response_id') };
+    case 'output_audio_buffer.clear':
+      return { type, event_id };
     default:
-      throw new RealtimeError('invalid_value', `Invalid value: '${type.slice(0, 80)}'. Supported values are: session.update, input_audio_buffer.append, input_audio_buffer.commit, input_audio_buffer.clear, conversation.item.create, conversation.item.retrieve, conversation.item.truncate, conversation.item.delete, response.create, response.cancel.`, 'type');
+      throw new RealtimeError('invalid_value', `Invalid value: '${type.slice(0, 80)}'. Supported values are: session.update, input_audio_buffer.append, input_audio_buffer.commit, input_audio_buffer.clear, conversation.item.create, conversation.item.retrieve, conversation.item.truncate, conversation.item.delete, response.create, response.cancel, output_audio_buffer.clear.`, 'type');
   }
 }
 

@@ -24,6 +24,8 @@ export const newId = (prefix: string): string => `${prefix}_${randomBytes(12).to
 
 export class Responses {
   current: Response | null = null;
+  /** false (WebRTC): audio is recorded for truncation but not sent as `response.output_audio.delta`. */
+  audioEvents = true;
 
   constructor(
     private readonly send: Send,
@@ -71,6 +73,7 @@ export class Responses {
     r.segMs.set(segment, segStartMs + durMs);
     r.spans.push({ segment, segStartMs, atMs: r.audioMs, durMs });
     r.audioMs += durMs;
+    if (!this.audioEvents) return;
     const bytes = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     this.send({ type: 'response.output_audio.delta', response_id: r.id, item_id: r.itemId, output_index: 0, content_index: 0, delta: bytes.toString('base64') });
   }

@@ -1,18 +1,23 @@
-// One OpenAI Realtime WebSocket session: the protocol adapter around the same SessionCore and agent a WebRTC call
-// uses. In: base64 PCM16 at 24 kHz, resampled to the core's 16 kHz; out: the agent's 24 kHz voice as
-// `response.output_audio.delta`, through the virtual playout (playout.ts). The core's turn events become the
-// `input_audio_buffer.*` events and user items; the agent's messages (transcript, reply deltas, interrupted,
-// state) become the `conversation.item.*` / `response.*` sequence. Every server event gets an `event_id`.
+// One OpenAI Realtime session: the protocol adapter around the same SessionCore and agent EVA's own calls use,
+// on either of the API's transports.
+// - WebSocket: in, base64 PCM16 at 24 kHz, resampled to the core's 16 kHz; out, the agent's 24 kHz voice as
+//   `response.output_audio.delta`, through the virtual playout (playout.ts).
+// - WebRTC (`media`, realtime/webrtc-call.ts): audio arrives decoded from the call's Opus track (pushAudio) and
+//   leaves through the call's pacer; events travel on the `oai-events` data channel, with no audio in them and
+//   `output_audio_buffer.started` / `stopped` / `cleared` instead, as OpenAI's server sends.
+// The core's turn events become the `input_audio_buffer.*` events and user items; the agent's messages
+// (transcript, reply deltas, interrupted, state) become the `conversation.item.*` / `response.*` sequence.
+// Every server event gets an `event_id`.
 import { randomBytes } from 'node:crypto';
 import type { Agent, AgentFactory } from '../agent.js';
 import type { Logger } from '../log.js';
-import { SessionCore } from '../session-core.js';
+import { SessionCore, type AudioSink } from '../session-core.js';
 import type { ServerMessage } from '../signaling.js';
 import { createResampler, type Resampler } from '../../media/resample.js';
 import type { TurnConfig, TurnEvent } from '../../media/turns.js';
 import type { VadEngine } from '../../media/vad.js';
 import { ItemStore, itemJson, tagAt, type Item } from './items.js';
-import { VirtualPlayout } from './playout.js';
+import { VirtualPlayout, type PlayoutEvents } from './playout.js';
 import {
   REALTIME_RATE,
   RealtimeError,
@@ -42,6 +47,13 @@ export interface RealtimeSessionDeps {
   /** A handler threw: the route closes the socket. */
   onFault(err: unknown): void;
   now?: () => number;
+  /**
+   * WebRTC: the call's outgoing audio (its pacer). The call feeds `playoutEvents` from that pacer and decoded
+   * 16 kHz audio to `pushAudio`. Absent: the WebSocket transport (base64 audio events, the virtual playout).
+   */
+  media?: { sink: AudioSink };
+  /** The session's first settings (from the client secret it was opened with); applied before session.created. */
+  initial?: Record<string, unknown>;
 }
 
 /** A manual commit needs this much audio (OpenAI's own minimum). */
@@ -54,7 +66,15 @@ export class RealtimeSession {
   private readonly log: Logger;
   private readonly abort = new AbortController();
   private readonly core: SessionCore;
-  private readonly playout: VirtualPlayout;
+  /** The agent's voice goes here: the virtual playout (WebSocket) or the call's pacer (WebRTC). */
+  private readonly sink: AudioSink;
+  private readonly playout: VirtualPlayout | null = null;
+  /** WebRTC: the response whose audio is on the track (for output_audio_buffer.* events). */
+  private playingResponse: string | null = null;
+  /** Text-only sessions: the agent's audio is dropped (WebRTC; the virtual playout has its own flag). */
+  private muted = false;
+  /** The sink's playout events; a WebRTC call feeds its pacer's here. */
+  readonly playoutEvents: PlayoutEvents;
   private resampler: Resampler | null = null;
   private agent: Agent | null = null;
   private readonly ready: Promise<void>;
@@ -83,6 +103,8 @@ export class RealtimeSession {
     const send = (ev: RealtimeEvent) => this.send(ev);
     this.items = new ItemStore(send);
     this.responses = new Responses(send, this.items, () => this.config, `conv_${this.id.slice(5)}`);
+    // Over WebRTC the audio is on the track: the response records its spans but sends no audio deltas.
+    this.responses.audioEvents = !deps.media;
     this.core = new SessionCore({
       vad: deps.vad,
       turn: deps.turn,
@@ -94,17 +116,28 @@ export class RealtimeSession {
         deps.onFault(err);
       },
     });
-    this.playout = new VirtualPlayout({
-      sampleRate: REALTIME_RATE,
-      send: (pcm, segment) => this.onAudioOut(pcm, segment),
-      events: {
-        talkStart: (at) => this.core.talkStart(at),
-        talkEnd: (at) => this.core.talkEnd(at),
-        played: (tag) => this.core.played(tag),
-        level: (rms, at) => this.core.level(rms, at),
+    this.playoutEvents = {
+      talkStart: (at) => {
+        this.core.talkStart(at);
+        if (!deps.media) return;
+        this.playingResponse = this.responses.current?.id ?? null;
+        this.send({ type: 'output_audio_buffer.started', response_id: this.playingResponse });
       },
-      now: deps.now,
-    });
+      talkEnd: (at) => {
+        this.core.talkEnd(at);
+        if (!deps.media || this.playingResponse === null) return;
+        this.send({ type: 'output_audio_buffer.stopped', response_id: this.playingResponse });
+        this.playingResponse = null;
+      },
+      played: (tag) => this.core.played(tag),
+      level: (rms, at) => this.core.level(rms, at),
+    };
+    if (deps.media) {
+      this.sink = this.trackSink(deps.media.sink);
+    } else {
+      this.playout = new VirtualPlayout({ sampleRate: REALTIME_RATE, send: (pcm, segment) => this.onAudioOut(pcm, segment), events: this.playoutEvents, now: deps.now });
+      this.sink = this.playout;
+    }
     this.ready = this.start();
     // A session that failed to start is closed by the route (whenReady); its queued events are dropped.
     this.chain = this.ready.catch(() => {
@@ -116,17 +149,54 @@ export class RealtimeSession {
     return this.agent?.providers;
   }
 
+  /**
+   * WebRTC: the pacer, with the response's audio spans recorded as it is queued (what a truncate maps back onto)
+   * and `output_audio_buffer.cleared` when queued audio is dropped.
+   */
+  private trackSink(inner: AudioSink): AudioSink {
+    const session = this;
+    return {
+      sampleRate: inner.sampleRate,
+      enqueue(pcm, segment) {
+        if (session.muted) return;
+        session.onAudioOut(pcm, segment);
+        inner.enqueue(pcm, segment);
+      },
+      flush: () => inner.flush(),
+      waitForRoom: () => inner.waitForRoom(),
+      clear() {
+        const playing = session.playingResponse;
+        const dropped = inner.clear();
+        if (playing !== null) {
+          session.playingResponse = null;
+          session.send({ type: 'output_audio_buffer.cleared', response_id: playing });
+        }
+        return dropped;
+      },
+      hold: (on) => inner.hold(on),
+      get speaking() {
+        return inner.speaking;
+      },
+      get queuedMs() {
+        return inner.queuedMs;
+      },
+    };
+  }
+
   private async start(): Promise<void> {
-    this.resampler = await createResampler(REALTIME_RATE, 16000);
-    if (this.closed) {
-      this.resampler.destroy();
-      return;
+    if (!this.deps.media) {
+      this.resampler = await createResampler(REALTIME_RATE, 16000);
+      if (this.closed) {
+        this.resampler.destroy();
+        return;
+      }
     }
     this.agent = this.core.start(
-      this.playout,
+      this.sink,
       { callId: this.id, sessionId: this.id, config: {}, emit: (m) => this.core.guard('agent event', () => this.onAgentMessage(m)), log: this.log, signal: this.abort.signal },
       this.deps.agent,
     );
+    if (this.deps.initial) this.update(this.deps.initial, false);
     this.send({ type: 'session.created', session: sessionJson(this.config) });
   }
 
@@ -160,6 +230,7 @@ export class RealtimeSession {
         this.update(ev.session);
         return;
       case 'input_audio_buffer.append': {
+        if (this.deps.media) throw new RealtimeError('unsupported_over_webrtc', 'This is a WebRTC session: its audio comes from the call\'s audio track, not from input_audio_buffer.append.');
         const bytes = ev.audio;
         const pcm24 = new Int16Array(bytes.length >> 1);
         for (let i = 0; i < pcm24.length; i++) pcm24[i] = bytes.readInt16LE(i * 2);
@@ -196,6 +267,17 @@ export class RealtimeSession {
       case 'response.create':
         this.createResponse();
         return;
+      case 'output_audio_buffer.clear': {
+        if (!this.deps.media) throw new RealtimeError('unsupported_over_websocket', 'output_audio_buffer.clear is a WebRTC event: over WebSocket the client owns its audio buffer (use response.cancel and conversation.item.truncate).');
+        const r = this.responses.current;
+        if (r) r.cancelReason = 'client_cancelled';
+        const playing = this.playingResponse;
+        this.core.interruptNow();
+        this.responses.finish('cancelled');
+        // interruptNow clears the sink, which announces `cleared` while audio was on the track; else say it here.
+        if (playing === null) this.send({ type: 'output_audio_buffer.cleared', response_id: r?.id ?? null });
+        return;
+      }
       case 'response.cancel': {
         const r = this.responses.current;
         if (!r || (ev.response_id !== undefined && ev.response_id !== r.id)) {
@@ -213,7 +295,7 @@ export class RealtimeSession {
     }
   }
 
-  private update(u: Record<string, unknown>): void {
+  private update(u: Record<string, unknown>, announce = true): void {
     const before = this.config;
     const next = applySessionUpdate(before, u);
     this.config = next;
@@ -222,7 +304,8 @@ export class RealtimeSession {
     if (next.voice !== before.voice) agent?.configure?.({ voice: evaVoice(next.voice) });
     const lang = next.transcription?.language ?? null;
     if (lang !== (before.transcription?.language ?? null)) agent?.configure?.({ language: lang });
-    this.playout.muted = !next.output_modalities.includes('audio');
+    this.muted = !next.output_modalities.includes('audio');
+    if (this.playout) this.playout.muted = this.muted;
     const td = next.turn_detection;
     if (td === null) {
       if (this.core.turnDetection) {
@@ -254,7 +337,17 @@ export class RealtimeSession {
         agent?.configure?.({ endOfTurnMs });
       }
     }
-    this.send({ type: 'session.updated', session: sessionJson(next) });
+    if (announce) this.send({ type: 'session.updated', session: sessionJson(next) });
+  }
+
+  /** WebRTC: one decoded frame from the call's track, 16 kHz. */
+  pushAudio(pcm16k: Int16Array): void {
+    if (!this.closed && this.agent) this.core.pushAudio(pcm16k);
+  }
+
+  /** Runs a callback so that a throw ends this session only. */
+  guard(what: string, fn: () => void): void {
+    this.core.guard(what, fn);
   }
 
   private commit(): void {
@@ -439,7 +532,7 @@ export class RealtimeSession {
     this.closed = true;
     this.abort.abort();
     this.core.close(reason);
-    this.playout.close();
+    this.playout?.close();
     this.resampler?.destroy();
     this.resampler = null;
   }

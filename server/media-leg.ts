@@ -1,0 +1,134 @@
+// The WebRTC half of a call, whichever protocol drives it: the werift peer, the Opus decoder and encoder, the
+// real-time pacer, and the receive-side guards (late/duplicate packets, the per-call packet-rate cap). EVA's own
+// `/ws` call (call.ts) and the OpenAI Realtime WebRTC call (realtime/webrtc-call.ts) each own one and put their
+// session on top: decoded 16 kHz audio goes up through `onAudio`, the session's voice comes down through `sink`,
+// and the pacer's events (talk start/end, played positions, output level) go up through `events`.
+import type { Logger } from './log.js';
+import type { AudioSink } from './session-core.js';
+import { EvaError } from './errors.js';
+import { OpusDecoder, OpusEncoder } from '../media/opus.js';
+import { Pacer, type PacerEvents } from '../media/pacer.js';
+import { Peer, SdpError, type DataChannel, type PeerCloseReason, type PeerOptions } from '../media/peer.js';
+import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker } from '../media/rtp.js';
+
+export const LEG_RATE = 16000;
+
+export interface MediaLegDeps {
+  log: Logger;
+  now: () => number;
+  peer?: PeerOptions;
+  /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode. */
+  rtpMaxPps?: number;
+  /** One decoded 20 ms frame, 16 kHz mono. */
+  onAudio(pcm: Int16Array): void;
+  /** The pacer's playout events, for the session core. */
+  events: PacerEvents;
+  onConnected(): void;
+  onClosed(reason: PeerCloseReason): void;
+  /** A data channel the remote side opened (the Realtime API's `oai-events`). */
+  onDataChannel?(ch: DataChannel): void;
+  /** A limit was hit: at most once per second per call for `rtp_pps`. */
+  onLimit?(limit: 'rtp_pps'): void;
+  /** Runs a callback so that a throw ends this call only (the session core's guard). */
+  guard(what: string, fn: () => void): void;
+}
+
+export class MediaLeg {
+  /** For the watchdog: the time of the last RTP packet, or of the offer. */
+  lastRtpAt: number;
+  readonly rx = new RtpReceiveTracker();
+  readonly rxCap: PacketRateCap;
+  readonly peer: Peer;
+  readonly sink: AudioSink;
+  private readonly deps: MediaLegDeps;
+  private readonly decoder = new OpusDecoder(LEG_RATE);
+  private readonly encoder = new OpusEncoder({ sampleRate: 24000 });
+  private readonly pacer: Pacer;
+  private live = false;
+  private decodeErrors = 0;
+  private closed = false;
+
+  constructor(deps: MediaLegDeps) {
+    this.deps = deps;
+    this.lastRtpAt = deps.now();
+    this.rxCap = new PacketRateCap(deps.rtpMaxPps ?? DEFAULT_RTP_MAX_PPS);
+    this.peer = new Peer(
+      {
+        onAudio: (payload, seq) => deps.guard('RTP packet', () => this.onRtp(payload, seq)),
+        onConnected: () => deps.guard('connect', () => deps.onConnected()),
+        onClosed: (reason) => deps.onClosed(reason),
+      },
+      deps.peer,
+    );
+    if (deps.onDataChannel) this.peer.onDataChannel((ch) => deps.onDataChannel!(ch));
+    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => this.peer.sendAudio(payload, header), events: deps.events }));
+    this.sink = {
+      sampleRate: this.encoder.sampleRate,
+      enqueue: (pcm, segment) => pacer.enqueue(pcm, segment),
+      flush: () => pacer.flush(),
+      waitForRoom: () => pacer.waitForRoom(),
+      clear: () => pacer.clear(),
+      hold: (on) => pacer.hold(on),
+      get speaking() {
+        return pacer.speaking;
+      },
+      get queuedMs() {
+        return pacer.queuedMs;
+      },
+    };
+  }
+
+  /** Apply the remote offer; returns the complete answer. Throws EvaError (bad_sdp / no_audio / call_failed). */
+  async answer(offerSdp: string): Promise<string> {
+    this.lastRtpAt = this.deps.now();
+    try {
+      return await this.peer.answer(offerSdp);
+    } catch (err) {
+      if (err instanceof SdpError) throw new EvaError(err.code, err.message, { cause: err });
+      throw new EvaError('call_failed', `could not answer the offer: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The transport is up: audio flows both ways from now on. */
+  start(): void {
+    this.live = true;
+    this.lastRtpAt = this.deps.now();
+    this.pacer.start();
+  }
+
+  private onRtp(payload: Buffer, seq: number): void {
+    this.lastRtpAt = this.deps.now();
+    if (!this.live || this.closed) return;
+    // Late and duplicate packets, then packets beyond the per-call rate, are dropped before decode.
+    const r = this.rx.accept(seq);
+    if (!r.decode || payload.length === 0) return;
+    const capped = this.rxCap.take(this.lastRtpAt);
+    if (capped !== 'pass') {
+      if (capped === 'drop_report') {
+        this.deps.onLimit?.('rtp_pps');
+        this.deps.log.warn('inbound RTP over the packet-rate cap: dropping before decode', { maxPps: this.rxCap.perSecond, dropped: this.rxCap.dropped });
+      }
+      return;
+    }
+    let pcm: Int16Array;
+    try {
+      pcm = this.decoder.decode(payload);
+    } catch (err) {
+      // A corrupt packet costs 20 ms of audio, not the call.
+      if (this.decodeErrors++ % 100 === 0) this.deps.log.warn('opus decode failed', { err, count: this.decodeErrors });
+      return;
+    }
+    this.deps.onAudio(pcm);
+  }
+
+  /** Idempotent: the pacer, the codecs and the peer are released. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.live = false;
+    this.pacer.close();
+    this.encoder.close();
+    this.decoder.close();
+    this.peer.close().catch((err: unknown) => this.deps.log.warn('peer close failed', { err }));
+  }
+}
