@@ -1,5 +1,5 @@
 import t from 'tap';
-import { GapHistogram, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, rampLevels, stepProblem } from './load.js';
+import { GapHistogram, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, parseWorkerLag, rampLevels, stepProblem } from './load.js';
 
 t.test('the server lag quantiles come from EVA’s Prometheus text, in ms', async (t) => {
   const text = [
@@ -14,6 +14,19 @@ t.test('the server lag quantiles come from EVA’s Prometheus text, in ms', asyn
   t.equal(Math.round(q['0.99']! * 10) / 10, 12.3);
   t.equal(q['1'], 50);
   t.same(parseLagQuantiles('eva_calls_open 3\n'), {});
+});
+
+t.test('with EVA_WORKERS > 1 each worker\'s lag is read apart, and the step is judged by the worst', async (t) => {
+  const text = [
+    '# TYPE eva_event_loop_lag_seconds gauge',
+    'eva_event_loop_lag_seconds{quantile="0.99",worker="0"} 0.004',
+    'eva_event_loop_lag_seconds{quantile="1",worker="0"} 0.03',
+    'eva_event_loop_lag_seconds{quantile="0.99",worker="1"} 0.025',
+    'eva_event_loop_lag_seconds{quantile="1",worker="1"} 0.02',
+  ].join('\n');
+  t.same(parseWorkerLag(text), { '0': { '0.99': 4, '1': 30 }, '1': { '0.99': 25, '1': 20 } });
+  t.same(parseLagQuantiles(text), { '0.99': 25, '1': 30 }, 'the worst worker per quantile');
+  t.same(Object.keys(parseWorkerLag('eva_event_loop_lag_seconds{quantile="0.5"} 0.01\n')), [''], 'one process: no worker label');
 });
 
 t.test('/proc readings: utime + stime ticks (names with spaces and parentheses) and VmRSS', async (t) => {

@@ -2,10 +2,11 @@
 // Each call talks on a loop — a clip, EVA's answer, a pause sized so EVA talks ~40 % of the time — and we watch:
 //   - the server's p99 event-loop lag, from EVA's `GET /metrics` (`eva_event_loop_lag_seconds{quantile="0.99"}`,
 //     reset by each scrape: one scrape opens the window, one closes it); when that endpoint is missing, the p99
-//     jitter of frame arrivals at the clients stands in for it, and the report says so;
+//     jitter of frame arrivals at the clients stands in for it, and the report says so; with EVA_WORKERS > 1
+//     (`--workers N`) each worker's lag (its `worker` label), the step judged by the worst;
 //   - audio underruns: a gap of more than 60 ms between two frames received on a call (EVA sends a frame every
 //     20 ms, silence included, so any such gap is a stall somewhere on the path);
-//   - CPU of the EVA process (from /proc/<pid>/stat) and its RSS per call (from /proc/<pid>/status).
+//   - CPU of the EVA processes (from /proc/<pid>/stat; the workers' pids from /health) and RSS per call (/proc/<pid>/status).
 // Ramping stops at the first step with p99 lag > 20 ms or any underrun; "calls held" is the last step that passed.
 //
 // The callers run in a child process (this file with `--client`), not in the bench's own event loop, and cheaper
@@ -46,11 +47,13 @@ export interface LoadStep {
   lagP99Ms?: number;
   lagMaxMs?: number;
   lagSource: 'server /metrics' | 'client frame jitter (no /metrics)';
+  /** With EVA_WORKERS > 1: each worker's p99 lag (ms, by worker index); lagP99Ms is the worst of them. */
+  lagP99ByWorkerMs?: Record<string, number>;
   underruns: number;
   maxGapMs: number;
   /** p99 of (gap between received frames − 20 ms), over every call. */
   jitterP99Ms: number;
-  /** EVA's CPU over the window, % of one core. */
+  /** EVA's CPU over the window, % of one core (all its processes: the supervisor and every worker). */
   evaCpuPct?: number;
   /** The load clients' CPU over the window, % of one core. */
   clientCpuPct: number;
@@ -76,19 +79,33 @@ export interface LoadResult {
   stopReason: string;
   baselineRssMb?: number;
   notes: string[];
+  /** EVA_WORKERS of the EVA measured (bench/run.ts `--workers`); absent: one process. */
+  workers?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure helpers (tested).
 
-/** Quantiles of `eva_event_loop_lag_seconds` in a Prometheus exposition, in ms. */
+/**
+ * Quantiles of `eva_event_loop_lag_seconds` in a Prometheus exposition, in ms, per worker (its `worker` label;
+ * `""` for a process of its own, EVA_WORKERS=1).
+ */
+export function parseWorkerLag(text: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  const re = /^eva_event_loop_lag_seconds\{([^}]*)\}\s+(\S+)/gm;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const q = /quantile="([^"]+)"/.exec(m[1]!)?.[1];
+    const worker = /worker="([^"]*)"/.exec(m[1]!)?.[1] ?? '';
+    const v = Number(m[2]);
+    if (q !== undefined && Number.isFinite(v)) (out[worker] ??= {})[q] = v * 1000;
+  }
+  return out;
+}
+
+/** Quantiles of `eva_event_loop_lag_seconds` in ms: with several workers, the worst worker's per quantile. */
 export function parseLagQuantiles(text: string): Record<string, number> {
   const out: Record<string, number> = {};
-  const re = /^eva_event_loop_lag_seconds\{[^}]*quantile="([^"]+)"[^}]*\}\s+(\S+)/gm;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const v = Number(m[2]);
-    if (Number.isFinite(v)) out[m[1]!] = v * 1000;
-  }
+  for (const qs of Object.values(parseWorkerLag(text))) for (const [q, v] of Object.entries(qs)) out[q] = Math.max(out[q] ?? 0, v);
   return out;
 }
 
@@ -195,8 +212,7 @@ interface ChildStats {
 
 type ChildMsg = { type: 'ramped'; connected: number; failed: number; errors: string[]; maxStallMs: number } | { type: 'measured'; stats: ChildStats } | { type: 'error'; message: string };
 
-function readProc(pid: number | undefined): { ticks?: number; rssMb?: number } {
-  if (pid === undefined) return {};
+function readOne(pid: number): { ticks?: number; rssMb?: number } {
   try {
     return { ticks: parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8')), rssMb: parseRssMb(readFileSync(`/proc/${pid}/status`, 'utf8')) };
   } catch {
@@ -204,12 +220,34 @@ function readProc(pid: number | undefined): { ticks?: number; rssMb?: number } {
   }
 }
 
-async function scrapeLag(httpUrl: string): Promise<Record<string, number> | null> {
+/** CPU ticks and RSS of EVA's processes, added up (one, or the supervisor and its workers). */
+function readProc(pids: readonly number[] | number | undefined): { ticks?: number; rssMb?: number } {
+  const list = pids === undefined ? [] : typeof pids === 'number' ? [pids] : pids;
+  const all = list.map(readOne);
+  if (!all.length || all.some((p) => p.ticks === undefined)) return {};
+  return { ticks: all.reduce((n, p) => n + p.ticks!, 0), rssMb: all.every((p) => p.rssMb !== undefined) ? all.reduce((n, p) => n + p.rssMb!, 0) : undefined };
+}
+
+/** EVA's pid and, with EVA_WORKERS > 1, its workers' (from /health). */
+async function evaPids(httpUrl: string, evaPid: number | undefined): Promise<number[] | undefined> {
+  if (evaPid === undefined) return undefined;
+  try {
+    const res = await fetch(`${httpUrl}/health`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { workers?: { pid: number | null }[] };
+    const workers = (body.workers ?? []).map((w) => w.pid).filter((p): p is number => typeof p === 'number' && p !== evaPid);
+    return [evaPid, ...workers];
+  } catch {
+    return [evaPid];
+  }
+}
+
+async function scrapeLag(httpUrl: string): Promise<{ all: Record<string, number>; byWorker: Record<string, Record<string, number>> } | null> {
   try {
     const res = await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) return null;
-    const q = parseLagQuantiles(await res.text());
-    return Object.keys(q).length ? q : null;
+    const text = await res.text();
+    const all = parseLagQuantiles(text);
+    return Object.keys(all).length ? { all, byWorker: parseWorkerLag(text) } : null;
   } catch {
     return null;
   }
@@ -264,7 +302,7 @@ class ClientChild {
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const lagLimit = opts.lagLimitMs ?? LAG_LIMIT_MS;
   const result: LoadResult = { levels: opts.levels, steps: [], callsHeld: 0, stopReason: 'reached the last level', notes: [] };
-  result.baselineRssMb = readProc(opts.evaPid).rssMb;
+  result.baselineRssMb = readProc(await evaPids(opts.httpUrl, opts.evaPid)).rssMb;
   const hasMetrics = (await scrapeLag(opts.httpUrl)) !== null;
   let lagOffsetMs = 0;
   if (!hasMetrics) {
@@ -273,7 +311,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     // Node's monitorEventLoopDelay records the whole timer interval, so an idle loop sampled every 10 ms reads
     // ~10 ms. Read it idle for a second: if that is what EVA exports, subtract it from every reading.
     await new Promise((r) => setTimeout(r, 1000));
-    const idle = await scrapeLag(opts.httpUrl);
+    const idle = (await scrapeLag(opts.httpUrl))?.all;
     lagOffsetMs = idleLagOffset(idle?.['0.5']);
     if (lagOffsetMs) result.notes.push(`EVA's eva_event_loop_lag_seconds reads ${idle!['0.5']!.toFixed(1)} ms at p50 when idle (Node's sampling interval is included): ${lagOffsetMs} ms is subtracted from the lag figures`);
   }
@@ -292,12 +330,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       if (ramped.errors.length) opts.log(`load: ${ramped.failed} calls failed to connect: ${ramped.errors.slice(0, 3).join('; ')}`);
       await new Promise((r) => setTimeout(r, opts.settleMs));
       await scrapeLag(opts.httpUrl); // resets the server's lag window
-      const evaBefore = readProc(opts.evaPid);
+      const pids = await evaPids(opts.httpUrl, opts.evaPid);
+      const evaBefore = readProc(pids);
       const t0 = performance.now();
       const measured = await child.request({ cmd: 'measure', ms: opts.windowMs }, opts.windowMs + 20_000);
       const wallMs = performance.now() - t0;
-      const evaAfter = readProc(opts.evaPid);
-      const lag = hasMetrics ? await scrapeLag(opts.httpUrl) : null;
+      const evaAfter = readProc(pids);
+      const scraped = hasMetrics ? await scrapeLag(opts.httpUrl) : null;
+      const lag = scraped?.all;
       if (measured.type !== 'measured') throw new Error(measured.type === 'error' ? measured.message : 'unexpected reply from the load client');
       const s = measured.stats;
       const gaps = new GapHistogram();
@@ -325,6 +365,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       if (lag) {
         if (lag['0.99'] !== undefined) step.lagP99Ms = Math.max(0, lag['0.99'] - lagOffsetMs);
         if (lag['1'] !== undefined) step.lagMaxMs = Math.max(0, lag['1'] - lagOffsetMs);
+        const workers = Object.entries(scraped!.byWorker).filter(([w, qs]) => w !== '' && qs['0.99'] !== undefined);
+        if (workers.length > 1) step.lagP99ByWorkerMs = Object.fromEntries(workers.map(([w, qs]) => [w, Math.max(0, qs['0.99']! - lagOffsetMs)]));
       }
       if (evaBefore.ticks !== undefined && evaAfter.ticks !== undefined) step.evaCpuPct = cpuPercent(evaBefore.ticks, evaAfter.ticks, wallMs);
       if (evaAfter.rssMb !== undefined) {
@@ -337,7 +379,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       step.passed = step.reason === undefined;
       result.steps.push(step);
       opts.log(
-        `load: ${calls} calls: lag p99 ${fmt(step.lagP99Ms ?? step.jitterP99Ms)} ms (${step.lagSource}), underruns ${step.underruns}, ` +
+        `load: ${calls} calls: lag p99 ${fmt(step.lagP99Ms ?? step.jitterP99Ms)} ms (${step.lagSource}${step.lagP99ByWorkerMs ? `; by worker ${Object.entries(step.lagP99ByWorkerMs).map(([w, v]) => `${w}: ${fmt(v)}`).join(', ')}` : ''}), underruns ${step.underruns}, ` +
           `EVA CPU ${fmt(step.evaCpuPct)} %, clients CPU ${fmt(step.clientCpuPct)} % (their lag p99 ${fmt(step.clientLagP99Ms)} ms), RSS/call ${fmt(step.rssPerCallMb, 2)} MB, ` +
           `EVA talking ${(step.talkingFraction * 100).toFixed(0)} %, turns ${step.turns} (${step.noReply} unanswered), clients' worst stall while connecting ${fmt(step.clientRampStallMs, 0)} ms` +
           `${step.dropped ? `, ended by EVA: ${JSON.stringify(step.dropReasons)}` : ''}${step.passed ? '' : ` — ${step.reason}`}`,

@@ -42,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load-profile SPEC     profile for the load ramp (default groq)
   --load-max N            stop ramping at N calls (default 160; quick 8)
   --load-window MS        measuring window per step (default 15000; quick 5000)
+  --workers N             EVA_WORKERS for the load ramp's EVA (default 1; the latency profiles always run one process)
   --out DIR               where results go (default bench/results)
   --eva-entry FILE        the EVA entry point to spawn (default dist/server/main.js)`;
 
@@ -62,6 +63,8 @@ export interface Args {
   loadMax: number;
   loadStart: number;
   loadWindowMs: number;
+  /** EVA_WORKERS of the load ramp's EVA. */
+  workers: number;
   outDir: string;
   evaEntry: string;
 }
@@ -110,6 +113,7 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--load-profile': loadProfile = value(); break;
       case '--load-max': nums.loadMax = int(flag, value(), 1); break;
       case '--load-window': nums.loadWindowMs = int(flag, value(), 1000); break;
+      case '--workers': nums.workers = int(flag, value(), 1); break;
       case '--out': outDir = value(); break;
       case '--eva-entry': evaEntry = value(); break;
       case '--help': case '-h': throw new Error(USAGE);
@@ -134,6 +138,7 @@ export function parseArgs(argv: readonly string[]): Args {
     loadMax,
     loadStart: Math.min(quick ? 4 : 10, loadMax),
     loadWindowMs: nums.loadWindowMs ?? (quick ? 5000 : 15_000),
+    workers: nums.workers ?? 1,
     outDir,
     evaEntry,
   };
@@ -227,7 +232,8 @@ function cleanEnv(): Record<string, string> {
 async function startEva(main: string, extraEnv: Record<string, string>): Promise<Eva> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'eva-bench-'));
   const t0 = performance.now();
-  const env = { ...cleanEnv(), PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', ...extraEnv };
+  // One process unless the caller asks for workers (EVA_WORKERS defaults to the number of cores); no drain at stop.
+  const env = { ...cleanEnv(), PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', EVA_WORKERS: '1', EVA_DRAIN_S: '0', ...extraEnv };
   const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderrTail = '';
   child.stderr!.on('data', (d: Buffer) => {
@@ -671,8 +677,9 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
     const eva = await startEva(args.evaEntry, {
       ...evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url, realtime: standins.realtime?.url }),
       EVA_MAX_CALLS: String(Math.max(100, args.loadMax * 2)),
+      EVA_WORKERS: String(args.workers),
     });
-    log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid})`);
+    log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid}${args.workers > 1 ? `, ${args.workers} workers` : ''})`);
     const clips = utterances.filter((u) => u.kind === 'short').map((u) => u.path);
     const load = await runLoad({
       httpUrl: eva.httpUrl,
@@ -685,7 +692,8 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
       signal,
     });
     for (const line of eva.stderrTail()) log(`   EVA stderr: ${line.slice(0, 300)}`);
-    return { ...load, profile: p.label };
+    if (args.workers > 1) load.notes.push(`EVA ran ${args.workers} worker processes (EVA_WORKERS); CPU and RSS add up all of its processes, lag is the worst worker's`);
+    return { ...load, profile: p.label, workers: args.workers };
   } catch (err) {
     log(`   ! load: ${(err as Error).message}`);
     return { profile: p.label, levels: [], steps: [], callsHeld: 0, stopReason: `failed: ${(err as Error).message}`, notes: [] };

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createMetrics, STAGES, type Metrics } from './metrics.js';
+import { aggregateMetrics, createMetrics, createSupervisorMetrics, STAGES, type Metrics } from './metrics.js';
 
 // A strict reader of the Prometheus text exposition format (version 0.0.4): every line is a HELP, a TYPE, or a
 // sample of a family declared before it; it throws on the first line that is not.
@@ -208,4 +208,59 @@ t.test('event-loop lag is reported in seconds per quantile, and a blocked loop s
   const max = value(f, 'eva_event_loop_lag_seconds', { quantile: '1' });
   t.ok(max !== undefined && max >= 0.04 && max < 5, `max lag ${max}s reflects the 60 ms block`);
   for (const q of ['0.5', '0.9', '0.99']) t.ok((value(f, 'eva_event_loop_lag_seconds', { quantile: q }) ?? -1) >= 0, `quantile ${q} present`);
+});
+
+t.test('workers\' registries aggregate: counters and histograms summed, open calls and loop lag kept per worker', async (t) => {
+  const workers = [0, 1].map((worker) => {
+    const m = createMetrics({ defaultMetrics: false, worker });
+    t.teardown(() => m.close());
+    return m;
+  });
+  workers[0]!.callOpened();
+  workers[1]!.callOpened();
+  workers[1]!.callOpened();
+  workers[0]!.turn('text');
+  workers[1]!.turn('text');
+  workers[0]!.observeStage('stt', 100);
+  workers[1]!.observeStage('stt', 300);
+  const sup = createSupervisorMetrics(2);
+  sup.workerStarted(0);
+  sup.workerStarted(1);
+  sup.workerRestarted(1);
+  sup.setUp(2);
+  const f = parseExposition(await aggregateMetrics([await sup.json(), ...(await Promise.all(workers.map((m) => m.json())))]));
+  t.equal(value(f, 'eva_calls_total'), 3, 'counters are summed');
+  t.equal(value(f, 'eva_turns_total', { source: 'text' }), 2);
+  t.equal(value(f, 'eva_stage_latency_seconds_count', { stage: 'stt' }), 2, 'histograms are summed');
+  t.equal(value(f, 'eva_stage_latency_seconds_bucket', { stage: 'stt', le: '0.1' }), 1);
+  t.equal(value(f, 'eva_calls_open', { worker: '0' }), 1, 'open calls per worker');
+  t.equal(value(f, 'eva_calls_open', { worker: '1' }), 2);
+  for (const worker of ['0', '1']) t.type(value(f, 'eva_event_loop_lag_seconds', { quantile: '0.99', worker }), 'number', `loop lag of worker ${worker}`);
+  t.equal(value(f, 'eva_worker_process_restarts_total', { worker: '1' }), 1, 'the supervisor\'s own figures are in');
+  t.equal(value(f, 'eva_worker_process_restarts_total', { worker: '0' }), 0);
+  t.equal(value(f, 'eva_workers_up'), 2);
+});
+
+t.test('a process of its own has no worker label (EVA_WORKERS=1 reads as before)', async (t) => {
+  const m = make(t, false);
+  m.callOpened();
+  const text = await m.text();
+  t.match(text, /^eva_calls_open 1$/m);
+  t.notMatch(text, /worker="\d+"/, 'no series is labelled with a worker index');
+});
+
+t.test('loopLag() reports the delay since the previous call, apart from the scrape\'s window', async (t) => {
+  const m = make(t, false);
+  await new Promise((r) => setTimeout(r, 30));
+  const until = performance.now() + 60;
+  while (performance.now() < until) {
+    // block the loop for 60 ms
+  }
+  await new Promise((r) => setTimeout(r, 30));
+  await m.text(); // a scrape resets its own window, not this one
+  const lag = m.loopLag();
+  t.ok(lag.maxMs >= 40 && lag.maxMs < 5000, `max ${lag.maxMs.toFixed(1)} ms reflects the 60 ms block`);
+  t.ok(lag.p99Ms >= 0 && lag.p99Ms <= lag.maxMs, 'p99 at most the max');
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(m.loopLag().maxMs < lag.maxMs, 'and starts again after each read');
 });

@@ -1,8 +1,12 @@
 // Prometheus metrics for GET /metrics. EVA owns its Registry (never prom-client's global one), so a test or a
 // second server in the same process gets its own counters. Label values come from closed sets (stages, turn
 // sources, provider names and error codes), so the number of series stays bounded.
+//
+// With EVA_WORKERS > 1 each worker process has its own registry and a scrape of any worker returns them all
+// aggregated (server/cluster.ts, prom-client's AggregatorRegistry): counters and histograms are summed; the
+// figures that only make sense per process (open calls, event-loop lag) carry a `worker` label instead.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const STAGES = ['eou', 'stt', 'llm_ttft', 'first_sentence', 'tts_first_audio', 'first_audio', 'text_turn'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -43,7 +47,12 @@ const LAG_QUANTILES = [0.5, 0.9, 0.99, 1] as const;
 export interface MetricsOptions {
   /** Also export prom-client's process and Node.js metrics (CPU, memory, GC, handles), prefixed `eva_`. Default true. */
   defaultMetrics?: boolean;
+  /** This process's worker index (EVA_WORKERS > 1): open calls and event-loop lag are labelled `worker`. */
+  worker?: number;
 }
+
+/** One registry's metrics as prom-client's `getMetricsAsJSON` gives them: what workers send for aggregation. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 export interface Metrics {
   readonly registry: Registry;
@@ -71,6 +80,10 @@ export interface Metrics {
   observeStage(stage: Stage, ms: number): void;
   /** The exposition text for a scrape. */
   text(): Promise<string>;
+  /** This registry's metrics as JSON, for the supervisor to aggregate (runs the same collectors as a scrape). */
+  json(): Promise<MetricsJson>;
+  /** Event-loop delay since the previous call, ms: p99 and max (for /health; a window apart from the scrape's). */
+  loopLag(): { p99Ms: number; maxMs: number };
   /** Stops the event-loop monitor; a second call does nothing. */
   close(): void;
 }
@@ -79,7 +92,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
 
-  const callsOpen = new Gauge({ name: 'eva_calls_open', help: 'Calls open now.', registers });
+  // A worker's series carry its index, so that aggregation keeps them apart (and PromQL sums them).
+  const workerLabel = opts.worker === undefined ? {} : { worker: String(opts.worker) };
+  const perWorker = opts.worker === undefined ? [] : ['worker'];
+  const callsOpen = new Gauge({ name: 'eva_calls_open', help: 'Calls open now (per worker process when EVA_WORKERS > 1).', labelNames: perWorker, registers });
   const callsTotal = new Counter({ name: 'eva_calls_total', help: 'Calls started since the process started.', registers });
   const turns = new Counter({
     name: 'eva_turns_total',
@@ -150,18 +166,24 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const LAG_RESOLUTION_MS = 10;
   const lag: IntervalHistogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   lag.enable();
+  /** /health's own window, so that a health poll and a scrape do not cut each other's short. */
+  const healthLag: IntervalHistogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  healthLag.enable();
+  /** A quantile (1 = the maximum) of a lag histogram in ns, the sampler's resolution taken off. */
+  const lagNs = (h: IntervalHistogram, q: number): number => {
+    // The histogram records in ns and reports NaN/huge values before its first sample.
+    const ns = q === 1 ? h.max : h.percentile(q * 100);
+    return Number.isFinite(ns) && h.count > 0 ? Math.max(0, ns - LAG_RESOLUTION_MS * 1e6) : 0;
+  };
   new Gauge({
     name: 'eva_event_loop_lag_seconds',
-    help: 'Event-loop delay since the previous scrape, by quantile (1 = the maximum).',
-    labelNames: ['quantile'] as const,
+    help: 'Event-loop delay since the previous scrape, by quantile (1 = the maximum); per worker process when EVA_WORKERS > 1.',
+    labelNames: ['quantile', ...perWorker],
+    // Several workers' lags are kept apart by their `worker` label; a maximum is the safe merge otherwise.
+    aggregator: 'max',
     registers,
     collect() {
-      for (const q of LAG_QUANTILES) {
-        // The histogram records in ns and reports NaN/huge values before its first sample.
-        const ns = q === 1 ? lag.max : lag.percentile(q * 100);
-        const lagNs = Number.isFinite(ns) && lag.count > 0 ? Math.max(0, ns - LAG_RESOLUTION_MS * 1e6) : 0;
-        this.set({ quantile: String(q) }, lagNs / 1e9);
-      }
+      for (const q of LAG_QUANTILES) this.set({ quantile: String(q), ...workerLabel }, lagNs(lag, q) / 1e9);
       lag.reset();
     },
   });
@@ -169,6 +191,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'eva_' });
 
   // Series with known labels exist from the start at zero, so rates and dashboards need no "absent" handling.
+  callsOpen.set(workerLabel, 0);
   turns.inc({ source: 'voice' }, 0);
   turns.inc({ source: 'text' }, 0);
   for (const stage of STAGES) stageLatency.zero({ stage });
@@ -185,13 +208,13 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     contentType: registry.contentType,
     callOpened() {
       open++;
-      callsOpen.set(open);
+      callsOpen.set(workerLabel, open);
       callsTotal.inc();
     },
     callClosed() {
       // Never below zero, whatever the caller's bookkeeping.
       open = Math.max(0, open - 1);
-      callsOpen.set(open);
+      callsOpen.set(workerLabel, open);
     },
     turn(source) {
       turns.inc({ source });
@@ -228,10 +251,49 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       stageLatency.observe({ stage }, ms / 1000);
     },
     text: () => registry.metrics(),
+    json: () => registry.getMetricsAsJSON(),
+    loopLag() {
+      const out = { p99Ms: lagNs(healthLag, 0.99) / 1e6, maxMs: lagNs(healthLag, 1) / 1e6 };
+      healthLag.reset();
+      return out;
+    },
     close() {
       if (closed) return;
       closed = true;
       lag.disable();
+      healthLag.disable();
     },
   };
+}
+
+/** What only the supervisor knows (EVA_WORKERS > 1): worker processes up, and how often each was restarted. */
+export interface SupervisorMetrics {
+  workerStarted(worker: number): void;
+  workerRestarted(worker: number): void;
+  setUp(n: number): void;
+  json(): Promise<MetricsJson>;
+}
+
+export function createSupervisorMetrics(workers: number): SupervisorMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const up = new Gauge({ name: 'eva_workers_up', help: 'Worker processes serving (EVA_WORKERS > 1).', registers, aggregator: 'first' });
+  new Gauge({ name: 'eva_workers', help: 'Worker processes configured (EVA_WORKERS).', registers, aggregator: 'first' }).set(workers);
+  const restarts = new Counter({
+    name: 'eva_worker_process_restarts_total',
+    help: 'Worker processes started again after one exited, by worker index.',
+    labelNames: ['worker'] as const,
+    registers,
+  });
+  return {
+    workerStarted: (worker) => restarts.inc({ worker: String(worker) }, 0),
+    workerRestarted: (worker) => restarts.inc({ worker: String(worker) }),
+    setUp: (n) => up.set(n),
+    json: () => registry.getMetricsAsJSON(),
+  };
+}
+
+/** Several registries' JSON (one per worker, and the supervisor's) as one exposition text. */
+export function aggregateMetrics(parts: readonly MetricsJson[]): Promise<string> {
+  return AggregatorRegistry.aggregate([...parts]).metrics();
 }

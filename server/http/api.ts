@@ -6,6 +6,7 @@ import { EvaError } from '../errors.js';
 import { rateLimitedError } from '../ratelimit.js';
 import { parseChatRequest } from '../textapi.js';
 import { encodeWav } from '../../media/wav.js';
+import type { WorkerStatus } from '../cluster-worker.js';
 import { admit, type RouteContext } from './context.js';
 import { drainBody, onAbort, readJson, requestInfo, sendError, sendJson, status } from './respond.js';
 
@@ -20,15 +21,24 @@ export function registerApi(app: TemplatedApp, ctx: RouteContext): void {
     let aborted = false;
     res.onAborted(() => (aborted = true));
     const parts = { media: { ok: true } } as Record<string, { ok: boolean; detail?: string; required?: boolean }>;
-    (deps.health ? deps.health() : Promise.resolve({}))
-      .then((extra) => Object.assign(parts, extra))
+    const view = deps.worker;
+    let workers: WorkerStatus[] | null = null;
+    Promise.all([
+      (deps.health ? deps.health() : Promise.resolve({})).then((extra) => Object.assign(parts, extra)),
+      // Every worker's pid, calls, loop lag and state (EVA_WORKERS), gathered through the supervisor.
+      full && view ? view.workers().then((w) => (workers = w)) : null,
+    ])
       .catch((err: unknown) => log.warn('health check failed', { err }))
       .finally(() => {
         if (aborted) return;
         const healthy = Object.values(parts).every((p) => p.ok || p.required === false);
-        const verdict = healthy ? 'ok' : 'degraded';
+        // Draining answers 503 so that a load balancer stops sending new clients here.
+        const verdict = view?.draining ? 'draining' : healthy ? 'ok' : 'degraded';
         const flat = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v.ok]));
-        sendJson(res, healthy ? 200 : 503, full ? { status: verdict, ...flat, calls: ctx.calls.size, providers: parts } : { status: verdict }, ok.headers);
+        const list = workers as WorkerStatus[] | null;
+        const calls = list ? list.reduce((n, w) => n + (w.calls ?? 0), 0) : ctx.calls.size;
+        const body = full ? { status: verdict, ...flat, calls, providers: parts, ...(view && list && { worker: view.index, workers: list }) } : { status: verdict };
+        sendJson(res, verdict === 'ok' ? 200 : 503, body, ok.headers);
       });
   });
 
@@ -130,8 +140,8 @@ export function registerApi(app: TemplatedApp, ctx: RouteContext): void {
       const ok = admit(ctx, res, req, 'auth');
       if (!ok) return;
       const aborted = onAbort(res, new AbortController());
-      metrics
-        .text()
+      // With EVA_WORKERS > 1: every worker's registry, aggregated (a `worker` label on per-process figures).
+      (deps.worker ? deps.worker.metricsText() : metrics.text())
         .then((body) => {
           if (aborted.value) return;
           res.cork(() => res.writeHeader('Content-Type', metrics.contentType).end(body));

@@ -23,6 +23,8 @@ export interface SpawnedEva {
   wsUrl: string;
   port: number;
   dataDir: string;
+  /** Resolves when the process has exited, with its code and signal. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stdout(): string;
   stderr(): string;
 }
@@ -36,14 +38,16 @@ export async function spawnEva(
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !INHERITED_CONFIG.test(k)));
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
-    env: { ...inherited, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, ...opts.env },
+    // One process unless the test asks for workers (EVA_WORKERS defaults to the number of cores), and calls end
+    // at once on SIGTERM (teardown) unless the test sets EVA_DRAIN_S.
+    env: { ...inherited, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_WORKERS: '1', EVA_DRAIN_S: '0', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-KEEP_OUTPUT)));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (err = (err + s).slice(-KEEP_OUTPUT)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -82,5 +86,5 @@ export async function spawnEva(
     child.once('error', onError);
   });
   const port = Number(new URL(url).port);
-  return { child, url, wsUrl: `ws://127.0.0.1:${port}/ws`, port, dataDir, stdout: () => out, stderr: () => err };
+  return { child, url, wsUrl: `ws://127.0.0.1:${port}/ws`, port, dataDir, exited, stdout: () => out, stderr: () => err };
 }
