@@ -437,12 +437,17 @@ export function createPipelineAgent(opts: PipelineOptions, ctx: AgentContext): A
       if (update.system !== undefined) conversation.system = update.system;
       if (update.voice !== undefined) replyDeps.voice = update.voice ?? opts.voice;
       if (update.language !== undefined) replyDeps.language = update.language ?? opts.language;
+      if (update.speak !== undefined) replyDeps.speak = update.speak;
       if (update.endOfTurnMs !== undefined) {
         machine.eou.fallbackMs = update.endOfTurnMs;
         machine.eou.maxMs = Math.max(machine.eou.maxMs, update.endOfTurnMs);
         machine.eou.likelyMs = Math.min(machine.eou.likelyMs, machine.eou.fallbackMs);
         machine.eou.finishedMs = Math.min(machine.eou.finishedMs, machine.eou.fallbackMs);
       }
+    },
+
+    forget(message) {
+      return conversation.forget(message.role, message.text);
     },
 
     truncate(played) {

@@ -72,6 +72,8 @@ export interface AgentUpdate {
   language?: string | null;
   /** The end-of-turn window when the predictor has no opinion, ms. */
   endOfTurnMs?: number;
+  /** false: answer in text only, with no speech synthesis (the Realtime API's text modality). */
+  speak?: boolean;
 }
 
 export interface Agent {
@@ -108,6 +110,8 @@ export interface Agent {
    * `conversation.item.truncate`; null = none of it): the history keeps what was heard. Returns that text.
    */
   truncate?(played: FrameTag | null): string | undefined;
+  /** A message leaves the model's history (the Realtime API's `conversation.item.delete`); false if it was not there. */
+  forget?(message: { role: 'user' | 'assistant'; text: string }): boolean;
   /** The call ended (`reason` as in the `bye` event). */
   close(reason?: string): void;
 }

@@ -305,7 +305,8 @@ t.test('protocol errors are error events carrying the client event_id, and the s
 });
 
 t.test('turn_detection null: manual commit, then response.create, text out when output_modalities is text', async (t) => {
-  const { groq, eva } = await startStack(t, 'Paris is the capital.');
+  // Groq's TTS (the stand-in's /audio/speech): a text-only session must never ask it for speech.
+  const { groq, eva } = await startStack(t, 'Paris is the capital.', { EVA_TTS: 'groq' });
   const c = await raw(`ws://127.0.0.1:${eva.server.port}/v1/realtime`);
   t.teardown(() => c.ws.close());
   await c.next((e) => e.type === 'session.created');
@@ -330,8 +331,21 @@ t.test('turn_detection null: manual commit, then response.create, text out when 
   t.ok(c.events.some((e) => e.type === 'response.output_text.delta'), 'text deltas');
   t.ok(c.events.some((e) => e.type === 'response.output_text.done'));
   t.notOk(c.events.some((e) => e.type === 'response.output_audio.delta'), 'no audio in a text-only session');
+  t.equal(groq.requests.filter((r) => r.path.endsWith('/audio/speech')).length, 0, 'and no speech synthesized for it');
+
+  // Deleting both items takes them out of what the model sees next.
+  const assistantId = (done.response as { output: { id: string }[] }).output[0]!.id;
   c.send({ type: 'conversation.item.delete', item_id: committed.item_id });
   t.match(await c.next((e) => e.type === 'conversation.item.deleted'), { item_id: committed.item_id });
+  c.send({ type: 'conversation.item.delete', item_id: assistantId });
+  t.match(await c.next((e) => e.type === 'conversation.item.deleted' && e.item_id === assistantId), { item_id: assistantId });
+  c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'And Germany?' }] } });
+  c.send({ type: 'response.create' });
+  await c.next((e) => e.type === 'response.done' && e !== done, 10_000);
+  const contents = chatRequests(groq).at(-1)!.messages.map((m) => m.content);
+  t.ok(contents.includes('And Germany?'), 'the new turn was asked');
+  t.notOk(contents.includes(QUESTION), 'the deleted user item is not in the history');
+  t.notOk(contents.includes('Paris is the capital.'), 'nor the deleted assistant item');
 });
 
 t.test('a typed turn is answered on response.create; response.cancel stops it; truncate cuts what the client played', async (t) => {

@@ -27,6 +27,19 @@ export class Conversation {
   }
 
   /** Replace the newest assistant message (a barge-in cut the reply short); with no text, drop it. */
+  /** Removes the latest message with this role and content (the Realtime API's conversation.item.delete); false if none. */
+  forget(role: 'user' | 'assistant', content: string): boolean {
+    const text = content.trim();
+    for (let i = this.messages.length - 1; i >= 0; i--) {
+      const m = this.messages[i]!;
+      if (m.role === role && m.content.trim() === text) {
+        this.messages.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
   truncateLastAssistant(heard: string): void {
     for (let i = this.messages.length - 1; i >= 0; i--) {
       if (this.messages[i]!.role !== 'assistant') continue;

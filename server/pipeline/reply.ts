@@ -23,6 +23,8 @@ export interface ReplyDeps {
   tts: TtsProvider;
   voice?: string;
   language?: string;
+  /** false: the reply is text only (a Realtime session with `output_modalities: ['text']`): no synthesis at all. */
+  speak?: boolean;
   conversation: Conversation;
   out: AudioOut;
   emit(msg: ServerMessage): void;
@@ -213,6 +215,7 @@ export class ReplyTurn {
       let index = 0;
       for await (const piece of pieces) {
         if (this.aborted) return;
+        if (d.speak === false) continue; // text only: the pieces are drained, nothing is synthesized
         if (index++ > 0) await this.waitCommit();
         if (this.aborted) return;
         const seg: SpokenSegment = { id: this.nextSegment++, text: piece, words: [] };

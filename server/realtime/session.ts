@@ -257,10 +257,15 @@ export class RealtimeSession {
         this.send({ type: 'conversation.item.retrieved', item: itemJson(item) });
         return;
       }
-      case 'conversation.item.delete':
-        if (!this.items.delete(ev.item_id)) throw notFound(ev.item_id);
+      case 'conversation.item.delete': {
+        const item = this.items.get(ev.item_id);
+        if (!item || !this.items.delete(ev.item_id)) throw notFound(ev.item_id);
+        // The model stops seeing it too: the next answer's history no longer holds its words.
+        const text = contentText(item.content);
+        if (text && (item.role === 'user' || item.role === 'assistant')) this.agent?.forget?.({ role: item.role, text });
         this.send({ type: 'conversation.item.deleted', item_id: ev.item_id });
         return;
+      }
       case 'conversation.item.truncate':
         this.truncate(ev.item_id, ev.content_index, ev.audio_end_ms);
         return;
@@ -304,8 +309,10 @@ export class RealtimeSession {
     if (next.voice !== before.voice) agent?.configure?.({ voice: evaVoice(next.voice) });
     const lang = next.transcription?.language ?? null;
     if (lang !== (before.transcription?.language ?? null)) agent?.configure?.({ language: lang });
-    this.muted = !next.output_modalities.includes('audio');
-    if (this.playout) this.playout.muted = this.muted;
+    const muted = !next.output_modalities.includes('audio');
+    if (muted !== this.muted) agent?.configure?.({ speak: !muted });
+    this.muted = muted;
+    if (this.playout) this.playout.muted = muted;
     const td = next.turn_detection;
     if (td === null) {
       if (this.core.turnDetection) {
