@@ -191,6 +191,19 @@ t.test('a stall skips slots: timestamps jump with the clock and stale audio is d
   t.equal(sched.size, 0, 'close removes it from the scheduler');
 });
 
+t.test('a clip whose end falls in a stall is still reported played to its end', async (t) => {
+  const { enc, pacer, played } = setup();
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  pacer.tick(0);
+  pacer.enqueue(new Int16Array(24000 * 0.2).fill(2000), 7); // 10 frames, 200 ms
+  pacer.flush();
+  pacer.tick(1000); // every one of them overdue: some sent, the rest skipped
+  t.ok(pacer.stats.skipped > 0, 'the stall skipped frames of the clip');
+  t.equal(played.at(-1)?.segment, 7);
+  t.equal(played.at(-1)?.endMs, 200, 'the clip’s last position was reported, though its frame was dropped');
+});
+
 t.test('silence after speech decodes to silence, even when speech was queued before the first tick', async (t) => {
   const { enc, pacer, sent, advance } = setup();
   const dec = new OpusDecoder(24000);

@@ -63,6 +63,8 @@ export class Pacer {
   private segment: number | undefined;
   private segSamples = 0;
   private silence: Buffer | null = null;
+  /** A frame of zeros for the encoder (hold, the tail after speech): read-only, made once. */
+  private readonly zeros: Int16Array;
   private tailFrames = 0;
   private talking = false;
   private held = false;
@@ -84,6 +86,7 @@ export class Pacer {
     this.maxFrames = Math.ceil((opts.maxQueueMs ?? 2000) / 20);
     this.startAtOnce = opts.startAtOnce ?? true;
     this.partial = new Int16Array(this.enc.frameSamples);
+    this.zeros = new Int16Array(this.enc.frameSamples);
   }
 
   get frameSamples(): number {
@@ -104,7 +107,7 @@ export class Pacer {
     this.running = true;
     // The cached silence packet must come from the encoder before any speech: encoded right after speech, a
     // stateful Opus encoder emits a packet that still carries the speech's tail, and repeating it is a drone.
-    this.silence ??= this.enc.encode(new Int16Array(this.enc.frameSamples));
+    this.silence ??= this.enc.encode(this.zeros);
     this.clock = { t0: this.scheduler.now(), sent: 0 };
     this.nextAt = this.clock.t0;
     this.scheduler.add(this);
@@ -198,8 +201,12 @@ export class Pacer {
     if (due.skip > 0) {
       this.seq.skip(due.skip);
       this.stats.skipped += due.skip;
-      // Drop the audio those slots would have carried, so the reply stays in time with the clock.
-      this.queue.splice(0, due.skip);
+      // Drop the audio those slots would have carried, so the reply stays in time with the clock. Its time has
+      // passed: the last dropped position is reported as played, or a clip whose end fell in a stall would never
+      // be reported finished (a probe's play() waited for ever on it).
+      const dropped = this.queue.splice(0, due.skip);
+      const lastTag = dropped.findLast((f) => f.tag)?.tag;
+      if (lastTag) this.events.played?.(lastTag);
     }
     for (let k = 0; k < due.send; k++) this.sendOne(now);
     this.clock.sent += due.send + due.skip;
@@ -210,7 +217,7 @@ export class Pacer {
   private sendOne(now: number): void {
     if (this.held && this.queue.length > 0) {
       // Paused mid-reply: zero frames through the encoder keep its state continuous for the resume.
-      this.sendFn(this.enc.encode(new Int16Array(this.enc.frameSamples)), this.seq.next(false));
+      this.sendFn(this.enc.encode(this.zeros), this.seq.next(false));
       this.stats.frames++;
       return;
     }
@@ -235,8 +242,8 @@ export class Pacer {
       this.events.talkEnd?.(now);
     }
     // A few real zero frames through the encoder let it decay naturally before the cached silence packet.
-    const zeros = this.tailFrames > 0 ? (this.tailFrames--, this.enc.encode(new Int16Array(this.enc.frameSamples))) : null;
-    this.silence ??= this.enc.encode(new Int16Array(this.enc.frameSamples));
+    const zeros = this.tailFrames > 0 ? (this.tailFrames--, this.enc.encode(this.zeros)) : null;
+    this.silence ??= this.enc.encode(this.zeros);
     this.sendFn(zeros ?? this.silence, this.seq.next(false));
     this.stats.frames++;
   }
