@@ -102,7 +102,12 @@ function llmContract(name: string, f: LlmFactory): void {
       const { provider, standin } = await f.live(t);
       standin?.setFail({ mode: 'hang' });
       const ac = new AbortController();
-      setTimeout(() => ac.abort(), standin ? 50 : 0);
+      // With a server: aborted once it holds the request (a fixed delay raced the request on a loaded machine).
+      const before = standin?.requests.length ?? 0;
+      void (async () => {
+        for (let i = 0; standin && i < 500 && standin.requests.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+        ac.abort();
+      })();
       const err = await rejection(t, (async () => {
         for await (const _ of provider.stream(MSGS, { signal: ac.signal })) if (!standin) await new Promise((r) => setTimeout(r, 10));
       })());
@@ -217,9 +222,14 @@ function sttContract(name: string, f: SttFactory): void {
       const { provider, standin } = await f.live(t);
       standin.setProfile('instant,sttMs=3000');
       const ac = new AbortController();
-      setTimeout(() => ac.abort(), 50);
+      const before = standin.requests.length;
+      const pending = rejection(t, provider.transcribe(SPEECH, { signal: ac.signal }));
+      // Aborted once the server holds the request (a fixed delay raced the request on a loaded machine).
+      for (let i = 0; i < 500 && standin.requests.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+      t.ok(standin.requests.length > before, 'the request reached the server');
       const t0 = performance.now();
-      const err = await rejection(t, provider.transcribe(SPEECH, { signal: ac.signal }));
+      ac.abort();
+      const err = await pending;
       t.ok(isAbort(err), `an AbortError (${(err as Error)?.message})`);
       t.ok(performance.now() - t0 < 1000, 'promptly');
       t.equal(await standin.requests.at(-1)!.settled, 'aborted');

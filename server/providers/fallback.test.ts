@@ -157,7 +157,11 @@ t.test("the caller's abort is an abort, not a fallback, and counts no failure", 
   const { groq, ollama, llm, fallbacks, ask } = await chain(t);
   groq.setFail({ mode: 'hang' });
   const ac = new AbortController();
-  setTimeout(() => ac.abort(), 50);
+  // Aborted once Groq holds the request (a fixed delay raced the request on a loaded machine).
+  void (async () => {
+    for (let i = 0; i < 500 && groq.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+  })();
   const err = await ask(ac.signal).then(
     () => null,
     (e: unknown) => e,
