@@ -1,7 +1,8 @@
 import t from 'tap';
 import { bins, binWidth, esc, niceStep, ticks } from './chart.js';
 import { countTrials, summarizeTrials, type TrialResult } from './latency.js';
-import { classTable, decisionMarkers, formatReport, histogramChart, profileTable, reportFiles, stamp, sttRequestCounts, sttRequestsLine, textTable, waterfallChart, waterfallRows, type BenchResult, type ProfileResult } from './report.js';
+import { classTable, decisionMarkers, formatReport, histogramChart, profileTable, reportFiles, stagesReport, stamp, sttRequestCounts, sttRequestsLine, textTable, waterfallChart, waterfallRows, type BenchResult, type ProfileResult } from './report.js';
+import type { ProfileStep, StagesResult } from './stages.js';
 
 const trials: TrialResult[] = [
   { kind: 'turn', utterance: 'yes.wav', warmup: true, perceivedMs: 2000 },
@@ -234,4 +235,61 @@ t.test('chart helpers: nice steps, ticks, bins, escaping', async (t) => {
     { from: 640, count: 1 },
   ]);
   t.equal(esc('a<b & "c"'), 'a&lt;b &amp; &quot;c&quot;');
+});
+
+t.test('the stage report: micro-benchmarks and each load step stage by stage, with a before/after when compared', async (t) => {
+  const step = (scale: number): ProfileStep => ({
+    calls: 10,
+    load: { ...result.load!.steps[0]!, calls: 10, evaCpuPct: 50 * scale },
+    threads: [
+      { thread: 'main', durationMs: 8000, busyMs: 3000, cpuMs: 2800 * scale, rows: [] },
+      { thread: 'vad-worker', durationMs: 8000, busyMs: 1200, cpuMs: 1000 * scale, rows: [] },
+    ],
+    rows: [
+      { stage: 'VAD inference (worker)', unit: 'window', selfMs: 1000 * scale, units: 2500, usPerUnit: 400 * scale, pctPerCall: 1.25 * scale },
+      { stage: 'opus decode', unit: 'packet', selfMs: 160, units: 4000, usPerUnit: 40, pctPerCall: 0.2 },
+    ],
+    sampledPctPerCall: 4.7 * scale,
+    memory: { rssMb: 180, rssPerCallMb: 3.2 * scale, heapUsedPerCallMb: 0.7, externalPerCallMb: 1.1, arrayBuffersPerCallMb: 0.6 },
+    rssAfterCloseMb: 12,
+    unprofiled: { pctPerCall: 4 * scale, otherThreadsPct: 5 },
+  });
+  const stages: StagesResult = {
+    version: 1,
+    startedAt: '2025-01-31T13:00:00.000Z',
+    durationS: 60,
+    machine: result.machine,
+    config: { samplingUs: 250, windowMs: 10000, calls: [10], loadProfile: 'groq', rates: { packet: '50/s', frame: '50/s', 'speech frame': '', window: '31.25/s', 'call·s': '' } },
+    micro: [
+      { stage: 'opus decode', unit: 'packet', us: 30, rounds: 15, perRound: 100, note: 'browser-like' },
+      { stage: 'opus encode', unit: 'speech frame', us: 90, rounds: 15, perRound: 100 },
+    ],
+    profiles: [step(0.5)],
+    notes: ['a note'],
+  };
+  const alone = stagesReport(stages);
+  t.match(alone, /EVA stages 2025-01-31T13:00:00.000Z — Test CPU, 2 cores/);
+  t.match(alone, /opus decode\s+packet\s+30\.0\s+browser-like/);
+  t.match(alone, /== EVA under load: 10 calls — lag p99 4\.2 ms, underruns 0, EVA CPU 25% of a core/);
+  t.match(alone, /main 17\.5, vad-worker 6\.3/, 'each thread’s CPU as % of a core');
+  t.match(alone, /1\.60 MB per call \(JS heap 0\.70, external 1\.10 of which ArrayBuffers 0\.60\); after the calls closed: RSS \+12 MB/);
+  t.match(alone, /VAD inference \(worker\)\s+window\s+200\s+0\.625\s+500/);
+  t.match(alone, /all stages\s+0\.825/);
+  t.match(alone, /without the profiler, right after: 2\.00% of a core per call, unprofiled threads 5\.0% of a core\n/);
+  t.notMatch(alone, /before/);
+  t.match(alone, /note: a note/);
+
+  const compared = stagesReport({
+    ...stages,
+    before: { startedAt: '2025-01-31T12:00:00.000Z', gitCommit: 'fedcba9876543210', micro: [{ ...stages.micro[0]!, us: 40 }], profiles: [step(1)] },
+  });
+  t.match(compared, /before = 2025-01-31T12:00:00.000Z \(commit fedcba987654\)/);
+  t.match(compared, /opus decode\s+packet\s+40\.0\s+30\.0\s+-25%/, 'micro: before, after, change');
+  t.match(compared, /opus encode\s+speech frame\s+–\s+90\.0/, 'a benchmark the earlier run did not have');
+  t.match(compared, /VAD inference \(worker\)\s+window\s+400\s+200\s+-50%\s+1\.250\s+0\.625/, 'stage: before µs, µs, change, before %/call, %/call');
+  t.match(compared, /opus decode\s+packet\s+40\.0\s+40\.0\s+\+0%/);
+  t.match(compared, /before: 4\.70% per call \(-50%\)/);
+  t.match(compared, /before 3\.20 MB per call/);
+  t.match(compared, /unprofiled threads 5\.0% of a core; before: 4\.00% per call \(-50%\)/);
+  t.match(compared, /all stages\s+1\.450\s+0\.825/);
 });

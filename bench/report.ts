@@ -5,6 +5,7 @@ import { COLORS, histogramSvg, lineSvg, waterfallSvg, type Marker, type Waterfal
 import { FIGURES, classBreakdown, medianTrial, type ClipClass, type Counts, type FigureKey, type Summary, type TrialResult } from './latency.js';
 import type { LoadResult } from './load.js';
 import type { LatencyProfile } from './profiles.js';
+import type { MicroResult, ProfileStep, StagesResult } from './stages.js';
 import type { TextProbeResult } from './text-probes.js';
 
 export interface MachineInfo {
@@ -358,4 +359,88 @@ export function reportFiles(r: BenchResult): Record<string, string> {
   }
   if (r.load && r.load.steps.length) files[`${base}-load.svg`] = loadChart(r.load);
   return files;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The stage profile (stages.ts): micro-benchmarks, then EVA under load, stage by stage, with a before/after
+// column when the run was compared with an earlier one.
+
+function change(before: number | undefined, after: number): string {
+  if (before === undefined || !Number.isFinite(before) || before <= 0) return '';
+  const pct = ((after - before) / before) * 100;
+  return `${pct >= 0 ? '+' : ''}${pct.toFixed(0)}%`;
+}
+
+function us(v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+/** Micro-benchmarks: µs per unit, and the earlier run's beside them (matched by stage, unit and note). */
+export function microTable(s: StagesResult): string {
+  const before = s.before?.micro ?? [];
+  const key = (m: MicroResult): string => `${m.stage}|${m.unit}|${m.note ?? ''}`;
+  const rows = s.micro.map((m) => {
+    const b = before.find((x) => key(x) === key(m));
+    return [m.stage, m.unit, ...(s.before ? [us(b?.us)] : []), us(m.us), ...(s.before ? [change(b?.us, m.us)] : []), m.note ?? ''];
+  });
+  const head = ['micro-benchmark', 'per', ...(s.before ? ['before µs', 'µs', 'change'] : ['µs']), 'what'];
+  return textTable(head, rows);
+}
+
+/** One load step: the stages' µs per unit and % of a core per call, the load's own figures and memory per call. */
+export function profileStepTable(step: ProfileStep, before?: ProfileStep): string {
+  const l = step.load;
+  const m = step.memory;
+  const lines = [
+    `== EVA under load: ${step.calls} calls` +
+      (l ? ` — lag p99 ${num(l.lagP99Ms ?? l.jitterP99Ms, 1)} ms, underruns ${l.underruns}, EVA CPU ${num(l.evaCpuPct)}% of a core (/proc, all threads) = ${num((l.evaCpuPct ?? NaN) / step.calls, 2)}% per call, EVA talks ${Math.round(l.talkingFraction * 100)}%` : ''),
+    `   over the profile: ${step.sampledPctPerCall.toFixed(2)}% of a core per call (threads, % of a core: ${step.threads.map((t) => `${t.thread} ${(((t.cpuMs ?? t.busyMs) / Math.max(1, t.durationMs)) * 100).toFixed(1)}`).join(', ')})` +
+      (before ? `; before: ${before.sampledPctPerCall.toFixed(2)}% per call (${change(before.sampledPctPerCall, step.sampledPctPerCall)})` : ''),
+  ];
+  if (step.unprofiled) {
+    const u = step.unprofiled;
+    lines.push(
+      `   without the profiler, right after: ${u.pctPerCall.toFixed(2)}% of a core per call, unprofiled threads ${u.otherThreadsPct.toFixed(1)}% of a core` +
+        (before?.unprofiled ? `; before: ${before.unprofiled.pctPerCall.toFixed(2)}% per call (${change(before.unprofiled.pctPerCall, u.pctPerCall)})` : ''),
+    );
+  }
+  if (m) {
+    lines.push(
+      `   memory after a forced GC: RSS ${m.rssMb.toFixed(0)} MB, ${m.rssPerCallMb.toFixed(2)} MB per call (JS heap ${m.heapUsedPerCallMb.toFixed(2)}, external ${m.externalPerCallMb.toFixed(2)} of which ArrayBuffers ${m.arrayBuffersPerCallMb.toFixed(2)})` +
+        (before?.memory ? `; before ${before.memory.rssPerCallMb.toFixed(2)} MB per call` : '') +
+        (step.rssAfterCloseMb !== undefined ? `; after the calls closed: RSS +${step.rssAfterCloseMb.toFixed(0)} MB over the idle baseline` : ''),
+    );
+  }
+  const rows = step.rows.map((r) => {
+    const b = before?.rows.find((x) => x.stage === r.stage);
+    return [
+      r.stage,
+      r.unit,
+      ...(before ? [us(b?.usPerUnit)] : []),
+      us(r.usPerUnit),
+      ...(before ? [change(b?.usPerUnit, r.usPerUnit), b ? b.pctPerCall.toFixed(3) : '–'] : []),
+      r.pctPerCall.toFixed(3),
+      r.selfMs.toFixed(0),
+    ];
+  });
+  const total = step.rows.reduce((s, r) => s + r.pctPerCall, 0);
+  const totalBefore = before?.rows.reduce((s, r) => s + r.pctPerCall, 0);
+  rows.push(['all stages', '', ...(before ? ['', '', '', totalBefore!.toFixed(3)] : []), '', total.toFixed(3), step.rows.reduce((s, r) => s + r.selfMs, 0).toFixed(0)]);
+  const head = ['stage', 'per', ...(before ? ['before µs', 'µs', 'change', 'before %/call'] : ['µs']), '% core/call', 'self ms'];
+  lines.push(textTable(head, rows));
+  return lines.join('\n');
+}
+
+/** Everything stages.ts prints and writes to <time>-stages.txt. */
+export function stagesReport(s: StagesResult): string {
+  const m = s.machine;
+  const out = [
+    `EVA stages ${s.startedAt} — ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, commit ${m.gitCommit.slice(0, 12)}; ${s.durationS.toFixed(0)} s` +
+      (s.before ? `; before = ${s.before.startedAt} (commit ${s.before.gitCommit.slice(0, 12)})` : ''),
+    '',
+  ];
+  if (s.micro.length) out.push(microTable(s), '');
+  for (const p of s.profiles) out.push(profileStepTable(p, s.before?.profiles.find((b) => b.calls === p.calls)), '');
+  for (const n of s.notes) out.push(`note: ${n}`);
+  return out.join('\n').trimEnd() + '\n';
 }

@@ -50,8 +50,12 @@ export interface Resampler {
   destroy(): void;
 }
 
-/** Largest chunk handled in one WASM call (1 s at 48 kHz); longer inputs are processed in pieces. */
-const MAX_IN = 48000;
+/**
+ * Largest chunk handled in one WASM call (100 ms at 48 kHz); longer inputs are processed in pieces. eSpeak's
+ * chunks are ~100 ms at 22.05 kHz (2205 samples), so one call each. Sized for 1 s this was ~200 KB of WASM heap
+ * per live resampler (one per call speaking), for buffers that were never more than a tenth full.
+ */
+const MAX_IN = 4800;
 const EMPTY = new Int16Array(0);
 
 /** A streaming mono Int16 resampler. Quality 0–10 (Speex's scale; 3 is its VoIP default). */

@@ -1,30 +1,28 @@
 // The Silero session in its own thread. onnxruntime-node runs inference synchronously on the calling thread (in a
 // setImmediate): on the main thread that was about a third of EVA's event-loop time under load, competing with
-// RTP and the pacer. Here the main thread only copies the batch in and the results out (transferred buffers).
+// RTP and the pacer. Here the main thread only copies the batch in and the results out (one transferred buffer
+// each way: vad.ts batchLayout).
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { SESSION_OPTIONS, runPacked } from './vad.js';
 
 /** Test-only faults (see `debug` below). */
 export type VadFault = 'hang' | 'exit';
 
 export type ToVadWorker =
-  | { type: 'run'; id: number; batch: number; input: Float32Array; h: Float32Array; c: Float32Array }
+  /** A batch packed as vad.ts batchLayout says (transferred). */
+  | { type: 'run'; id: number; batch: number; packed: Float32Array }
   | { type: 'close' }
   /** Fault injection: the next batch hangs the thread (60 s) or exits it. Ignored unless EVA_TEST_FAULTS=1. */
   | { type: 'debug'; fault: VadFault };
 export type FromVadWorker =
   | { type: 'ready' }
-  | { type: 'result'; id: number; prob: Float32Array; hn: Float32Array; cn: Float32Array }
+  | { type: 'result'; id: number; packed: Float32Array }
   | { type: 'error'; id: number; message: string };
 
 const port = parentPort!;
 const { modelPath, rate } = workerData as { modelPath: string; rate: number };
-const session = await ort.InferenceSession.create(modelPath, {
-  intraOpNumThreads: 1,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-});
+const session = await ort.InferenceSession.create(modelPath, SESSION_OPTIONS);
 const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(rate)]), []);
 const post = (msg: FromVadWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 /** The fault tests armed (honoured only with EVA_TEST_FAULTS=1: production never hangs on request). */
@@ -47,21 +45,8 @@ port.on('message', (msg: ToVadWorker) => {
     // Blocks this thread as stuck native code would (bounded: 60 s); worker.terminate() ends the wait.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
   }
-  const B = msg.batch;
-  session
-    .run({
-      input: new ort.Tensor('float32', msg.input, [B, msg.input.length / B]),
-      sr,
-      h: new ort.Tensor('float32', msg.h, [2, B, 64]),
-      c: new ort.Tensor('float32', msg.c, [2, B, 64]),
-    })
-    .then((out) => {
-      // Copies: the tensors' buffers belong to ORT.
-      const prob = Float32Array.from(out.output!.data as Float32Array);
-      const hn = Float32Array.from(out.hn!.data as Float32Array);
-      const cn = Float32Array.from(out.cn!.data as Float32Array);
-      post({ type: 'result', id: msg.id, prob, hn, cn }, [prob.buffer, hn.buffer, cn.buffer]);
-    })
+  runPacked(session, sr, msg.batch, msg.packed)
+    .then((packed) => post({ type: 'result', id: msg.id, packed }, [packed.buffer as ArrayBuffer]))
     .catch((err: unknown) => post({ type: 'error', id: msg.id, message: (err as Error).message ?? String(err) }));
 });
 post({ type: 'ready' });

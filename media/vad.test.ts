@@ -1,5 +1,6 @@
 import t from 'tap';
-import { VadEngine, VAD_WINDOW } from './vad.js';
+import * as ort from 'onnxruntime-node';
+import { VadEngine, VAD_WINDOW, sileroModelPath } from './vad.js';
 import { fixture16k } from '../test/helpers/fixtures.js';
 
 t.test('Silero finds the speech in a spoken fixture and nothing in silence, for several streams in one batch', async (t) => {
@@ -42,6 +43,41 @@ t.test('inference on the main thread gives the same probabilities as in the work
   }
   t.equal(results[0]!.length, 20);
   t.same(results[0], results[1]);
+});
+
+t.test('packed batches give the probabilities of a plain session run window by window', async (t) => {
+  // The reference: Silero as vad-node would run it, default session options, one window at a time, separate arrays.
+  const plain = await ort.InferenceSession.create(sileroModelPath());
+  t.teardown(() => plain.release());
+  const speech = fixture16k('hello.wav');
+  // Speech, then digital silence long enough for the recurrent state to decay.
+  const audio = new Int16Array(speech.length + VAD_WINDOW * 60);
+  audio.set(speech);
+  const n = Math.floor(audio.length / VAD_WINDOW);
+  const sr = new ort.Tensor('int64', BigInt64Array.from([16000n]), []);
+  let h = new Float32Array(128);
+  let c = new Float32Array(128);
+  const expected: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const win = Float32Array.from(audio.subarray(i * VAD_WINDOW, (i + 1) * VAD_WINDOW), (v) => v / 32768);
+    const out = await plain.run({ input: new ort.Tensor('float32', win, [1, VAD_WINDOW]), sr, h: new ort.Tensor('float32', h, [2, 1, 64]), c: new ort.Tensor('float32', c, [2, 1, 64]) });
+    expected.push((out.output!.data as Float32Array)[0]!);
+    h = Float32Array.from(out.hn!.data as Float32Array);
+    c = Float32Array.from(out.cn!.data as Float32Array);
+  }
+  const engine = await VadEngine.create();
+  t.teardown(() => engine.close());
+  // Two streams, so the batches hold two windows and the packing's offsets are exercised.
+  const got: number[][] = [[], []];
+  const streams = got.map((g) => engine.createStream((p) => g.push(p)));
+  for (let i = 0; i < audio.length; i += 320) {
+    for (const s of streams) s.push(audio.subarray(i, i + 320));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(await until(() => got.every((g) => g.length === n), 20_000), `all ${n} windows came back`);
+  const worst = Math.max(...got.flatMap((g) => g.map((p, i) => Math.abs(p - expected[i]!))));
+  t.ok(worst < 1e-5, `largest difference ${worst.toExponential(2)}`);
+  t.ok(expected.some((p) => p > 0.5) && expected.slice(-20).every((p) => p < 0.1), 'the reference saw speech, then silence');
 });
 
 /** Poll until `done()` or the deadline; returns whether it got there. */

@@ -82,38 +82,55 @@ export class VadStream {
   }
 }
 
-interface VadOutput {
-  prob: Float32Array;
-  hn: Float32Array;
-  cn: Float32Array;
+/**
+ * A batch crosses to the worker and back as ONE Float32Array each way, [windows B×512 | h 2×B×64 | c 2×B×64] in
+ * and [probabilities B | h | c] out, each transferred, not copied: a message with three arrays cost ~40 µs
+ * a round trip here, one with one array ~25 µs, and at ten calls most batches hold one window.
+ */
+export function batchLayout(B: number): { input: number; h: number; c: number; length: number; out: { prob: number; h: number; c: number; length: number } } {
+  const win = B * VAD_WINDOW;
+  const st = B * STATE;
+  return { input: 0, h: win, c: win + st, length: win + 2 * st, out: { prob: 0, h: B, c: B + st, length: B + 2 * st } };
 }
 
-/** Runs one batch through the model: [B, 512] windows and [2, B, 64] states in, probabilities and states out. */
+/** Runs one batch through the model (packed as batchLayout says) and returns the packed output. */
 interface VadRunner {
-  run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput>;
+  run(batch: number, packed: Float32Array): Promise<Float32Array>;
   release(): Promise<void>;
 }
 
-const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+/** One thread, no pools (see the top of this file); the worker's session and the main thread's are the same. */
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
   interOpNumThreads: 1,
   executionMode: 'sequential',
   graphOptimizationLevel: 'all',
 };
 
+/** Runs a packed batch on `session`; shared by the main-thread runner and the worker. */
+export async function runPacked(session: ort.InferenceSession, sr: ort.Tensor, B: number, packed: Float32Array): Promise<Float32Array> {
+  const L = batchLayout(B);
+  const out = await session.run({
+    input: new ort.Tensor('float32', packed.subarray(L.input, L.h), [B, VAD_WINDOW]),
+    sr,
+    h: new ort.Tensor('float32', packed.subarray(L.h, L.c), [2, B, 64]),
+    c: new ort.Tensor('float32', packed.subarray(L.c, L.length), [2, B, 64]),
+  });
+  // One copy out: the tensors' buffers belong to ORT.
+  const result = new Float32Array(L.out.length);
+  result.set(out.output!.data as Float32Array, L.out.prob);
+  result.set(out.hn!.data as Float32Array, L.out.h);
+  result.set(out.cn!.data as Float32Array, L.out.c);
+  return result;
+}
+
 /** The session on the calling thread (onnxruntime-node then computes synchronously on it). */
 class MainThreadRunner implements VadRunner {
   private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_RATE)]), []);
   constructor(private readonly session: ort.InferenceSession) {}
 
-  async run(B: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
-    const out = await this.session.run({
-      input: new ort.Tensor('float32', input, [B, VAD_WINDOW]),
-      sr: this.sr,
-      h: new ort.Tensor('float32', h, [2, B, 64]),
-      c: new ort.Tensor('float32', c, [2, B, 64]),
-    });
-    return { prob: out.output!.data as Float32Array, hn: out.hn!.data as Float32Array, cn: out.cn!.data as Float32Array };
+  run(B: number, packed: Float32Array): Promise<Float32Array> {
+    return runPacked(this.session, this.sr, B, packed);
   }
 
   release(): Promise<void> {
@@ -154,11 +171,11 @@ class WorkerRunner implements VadRunner {
     return this.supervisor.start();
   }
 
-  run(batch: number, input: Float32Array, h: Float32Array, c: Float32Array): Promise<VadOutput> {
-    return this.supervisor.submit<VadOutput>({
-      post: (w, id) => w.postMessage({ type: 'run', id, batch, input, h, c } satisfies ToVadWorker, [input.buffer, h.buffer, c.buffer] as ArrayBuffer[]),
+  run(batch: number, packed: Float32Array): Promise<Float32Array> {
+    return this.supervisor.submit<Float32Array>({
+      post: (w, id) => w.postMessage({ type: 'run', id, batch, packed } satisfies ToVadWorker, [packed.buffer as ArrayBuffer]),
       onMessage: (m) => {
-        if (m.type === 'result') return { result: { prob: m.prob, hn: m.hn, cn: m.cn } };
+        if (m.type === 'result') return { result: m.packed };
         if (m.type === 'error') throw new Error(m.message);
         return undefined;
       },
@@ -297,37 +314,35 @@ export class VadEngine {
 
   private async runBatch(streams: VadStream[]): Promise<void> {
     const B = streams.length;
-    const input = new Float32Array(B * VAD_WINDOW);
-    const h = new Float32Array(B * STATE);
-    const c = new Float32Array(B * STATE);
+    const L = batchLayout(B);
+    const packed = new Float32Array(L.length);
     const taken = streams.map((s, b) => {
       const w = s.pending.shift()!;
-      input.set(w.window, b * VAD_WINDOW);
+      packed.set(w.window, L.input + b * VAD_WINDOW);
       // State layout is [layer=2][batch][64].
       for (let l = 0; l < 2; l++) {
-        h.set(s.h.subarray(l * 64, l * 64 + 64), (l * B + b) * 64);
-        c.set(s.c.subarray(l * 64, l * 64 + 64), (l * B + b) * 64);
+        packed.set(s.h.subarray(l * 64, l * 64 + 64), L.h + (l * B + b) * 64);
+        packed.set(s.c.subarray(l * 64, l * 64 + 64), L.c + (l * B + b) * 64);
       }
       return w;
     });
-    let out: VadOutput;
+    let out: Float32Array;
     try {
-      out = await this.runner.run(B, input, h, c);
+      out = await this.runner.run(B, packed);
     } catch (err) {
       if (this.closed) return;
       throw err;
     }
-    const { prob, hn, cn } = out;
     this.windows += B;
     this.batches++;
     streams.forEach((s, b) => {
       if (s.closed) return;
       for (let l = 0; l < 2; l++) {
-        s.h.set(hn.subarray((l * B + b) * 64, (l * B + b) * 64 + 64), l * 64);
-        s.c.set(cn.subarray((l * B + b) * 64, (l * B + b) * 64 + 64), l * 64);
+        s.h.set(out.subarray(L.out.h + (l * B + b) * 64, L.out.h + (l * B + b) * 64 + 64), l * 64);
+        s.c.set(out.subarray(L.out.c + (l * B + b) * 64, L.out.c + (l * B + b) * 64 + 64), l * 64);
       }
       try {
-        s.onProb(prob[b]!, taken[b]!.endSample);
+        s.onProb(out[L.out.prob + b]!, taken[b]!.endSample);
       } catch (err) {
         // A listener's failure belongs to its call, not to the engine or the other calls in the batch.
         process.emitWarning(`VAD listener threw: ${(err as Error).message}`);
