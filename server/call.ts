@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent, AgentFactory } from './agent.js';
 import { EvaError } from './errors.js';
 import type { Logger } from './log.js';
-import { MediaLeg } from './media-leg.js';
+import { MediaLeg, type CallMedia } from './media-leg.js';
 import { SessionCore } from './session-core.js';
 import type { CallConfig, IceCandidateInit, ServerMessage } from './signaling.js';
 import type { PeerOptions } from '../media/peer.js';
@@ -63,7 +63,7 @@ export class Call implements RegisteredCall {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly abort = new AbortController();
-  private readonly leg: MediaLeg;
+  private readonly leg: CallMedia;
   private readonly core: SessionCore;
   private agent: Agent | null = null;
 
@@ -157,7 +157,7 @@ export class Call implements RegisteredCall {
     if (this.state === 'new') throw new EvaError('no_call', 'send an offer before candidates');
     if (this.state === 'closed') return;
     try {
-      await this.leg.peer.addCandidate(c);
+      await this.leg.addCandidate(c);
     } catch (err) {
       throw new EvaError('bad_message', `candidate refused: ${(err as Error).message}`, { cause: err });
     }

@@ -3,6 +3,11 @@
 // `/ws` call (call.ts) and the OpenAI Realtime WebRTC call (realtime/webrtc-call.ts) each own one and put their
 // session on top: decoded 16 kHz audio goes up through `onAudio`, the session's voice comes down through `sink`,
 // and the pacer's events (talk start/end, played positions, output level) go up through `events`.
+//
+// `CallMedia` is the seam for another media plane: the calls use only what it declares, so a mediasoup worker
+// (a PlainTransport or DirectTransport carrying the Opus track to and from this process) can stand beside werift
+// by implementing it, with the same `MediaLegDeps` callbacks. mediasoup is not added: its worker cannot be built
+// or downloaded on the machines EVA is developed on (its build fetches meson subprojects and a libsrtp fork).
 import type { Logger } from './log.js';
 import type { AudioSink } from './session-core.js';
 import { EvaError } from './errors.js';
@@ -33,12 +38,28 @@ export interface MediaLegDeps {
   guard(what: string, fn: () => void): void;
 }
 
-export class MediaLeg {
+/** What a call needs of its media plane (werift's MediaLeg today). */
+export interface CallMedia {
+  /** performance.now() of the last RTP packet (or of the offer): the call's watchdog reads it. */
+  lastRtpAt: number;
+  readonly rx: RtpReceiveTracker;
+  readonly rxCap: PacketRateCap;
+  /** The call's outgoing voice: 24 kHz PCM in, paced 20 ms Opus frames out. */
+  readonly sink: AudioSink;
+  /** Applies the remote offer; resolves with the complete answer (candidates included). */
+  answer(offerSdp: string): Promise<string>;
+  addCandidate(c: { candidate?: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void>;
+  /** The transport is up: audio flows both ways from now on. */
+  start(): void;
+  close(): void;
+}
+
+export class MediaLeg implements CallMedia {
   /** For the watchdog: the time of the last RTP packet, or of the offer. */
   lastRtpAt: number;
   readonly rx = new RtpReceiveTracker();
   readonly rxCap: PacketRateCap;
-  readonly peer: Peer;
+  private readonly peer: Peer;
   readonly sink: AudioSink;
   private readonly deps: MediaLegDeps;
   private readonly decoder = new OpusDecoder(LEG_RATE);
@@ -87,6 +108,10 @@ export class MediaLeg {
       if (err instanceof SdpError) throw new EvaError(err.code, err.message, { cause: err });
       throw new EvaError('call_failed', `could not answer the offer: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  addCandidate(c: { candidate?: string; sdpMid?: string | null; sdpMLineIndex?: number | null }): Promise<void> {
+    return this.peer.addCandidate(c);
   }
 
   /** The transport is up: audio flows both ways from now on. */

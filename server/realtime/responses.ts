@@ -26,6 +26,8 @@ export class Responses {
   current: Response | null = null;
   /** false (WebRTC): audio is recorded for truncation but not sent as `response.output_audio.delta`. */
   audioEvents = true;
+  /** Told after each `response.done` (the WebRTC session's output_audio_buffer bookkeeping). */
+  onFinished: ((id: string) => void) | null = null;
 
   constructor(
     private readonly send: Send,
@@ -105,6 +107,7 @@ export class Responses {
     }
     const details = status === 'completed' ? null : status === 'cancelled' ? { type: 'cancelled', reason: r.cancelReason } : { type: 'failed', error: error ?? null };
     this.send({ type: 'response.done', response: this.json(r, status, details, output) });
+    this.onFinished?.(r.id);
   }
 
   private json(r: Response, status: string, details: unknown, output: unknown[]): Record<string, unknown> {

@@ -105,6 +105,9 @@ export class RealtimeSession {
     this.responses = new Responses(send, this.items, () => this.config, `conv_${this.id.slice(5)}`);
     // Over WebRTC the audio is on the track: the response records its spans but sends no audio deltas.
     this.responses.audioEvents = !deps.media;
+    this.responses.onFinished = (id) => {
+      if (id === this.playingResponse && !this.sink.speaking) this.bufferStopped();
+    };
     this.core = new SessionCore({
       vad: deps.vad,
       turn: deps.turn,
@@ -116,18 +119,18 @@ export class RealtimeSession {
         deps.onFault(err);
       },
     });
+    // WebRTC: the output buffer is the response's. It starts with the response's first audio and stops when the
+    // response is done and its audio has played; a pause in the middle (the TTS behind the track) is not a stop.
     this.playoutEvents = {
       talkStart: (at) => {
         this.core.talkStart(at);
-        if (!deps.media) return;
+        if (!deps.media || this.playingResponse !== null) return;
         this.playingResponse = this.responses.current?.id ?? null;
         this.send({ type: 'output_audio_buffer.started', response_id: this.playingResponse });
       },
       talkEnd: (at) => {
         this.core.talkEnd(at);
-        if (!deps.media || this.playingResponse === null) return;
-        this.send({ type: 'output_audio_buffer.stopped', response_id: this.playingResponse });
-        this.playingResponse = null;
+        if (this.playingResponse !== null && this.responses.current?.id !== this.playingResponse) this.bufferStopped();
       },
       played: (tag) => this.core.played(tag),
       level: (rms, at) => this.core.level(rms, at),
@@ -345,6 +348,12 @@ export class RealtimeSession {
       }
     }
     if (announce) this.send({ type: 'session.updated', session: sessionJson(next) });
+  }
+
+  /** WebRTC: the response's audio has all played. */
+  private bufferStopped(): void {
+    this.send({ type: 'output_audio_buffer.stopped', response_id: this.playingResponse });
+    this.playingResponse = null;
   }
 
   /** WebRTC: one decoded frame from the call's track, 16 kHz. */

@@ -6,7 +6,7 @@
 import type { AgentFactory } from '../agent.js';
 import { timedOut, type CallEndReason, type RegisteredCall } from '../call.js';
 import type { Logger } from '../log.js';
-import { MediaLeg } from '../media-leg.js';
+import { MediaLeg, type CallMedia } from '../media-leg.js';
 import type { DataChannel, PeerOptions } from '../../media/peer.js';
 import type { TurnConfig } from '../../media/turns.js';
 import type { VadEngine } from '../../media/vad.js';
@@ -43,7 +43,7 @@ export class RealtimeCall implements RegisteredCall {
   private readonly deps: RealtimeCallDeps;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly leg: MediaLeg;
+  private readonly leg: CallMedia;
   private readonly session: RealtimeSession;
   private channel: DataChannel | null = null;
   private queue: string[] = [];
