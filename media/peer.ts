@@ -13,8 +13,6 @@ import {
   RTCPeerConnection,
   RtpHeader,
   RtpPacket,
-  useAbsSendTime,
-  useAudioLevelIndication,
   useOPUS,
   useSdesMid,
 } from 'werift';
@@ -133,7 +131,9 @@ export class Peer {
       iceUseIpv6: false,
       iceAdditionalHostAddresses: opts.additionalHosts ?? ['127.0.0.1'],
       codecs: { audio: [useOPUS({ payloadType: OPUS_PT, parameters: 'minptime=10;useinbandfec=1' })] },
-      headerExtensions: { audio: [useSdesMid(), useAbsSendTime(), useAudioLevelIndication()] },
+      // mid only: EVA reads neither abs-send-time nor the audio level, and each costs werift work on every packet
+      // sent and received (~12 µs a packet together, bench/stages.ts).
+      headerExtensions: { audio: [useSdesMid()] },
     });
     this.subs.push(
       this.pc.onTrack.subscribe((track) => {

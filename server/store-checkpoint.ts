@@ -1,8 +1,8 @@
 // WAL checkpoints off the event loop (store.ts). A checkpoint fsyncs the WAL and the database file: measured at
 // 10-16 ms here, on whichever thread commits when the WAL passes 1000 pages. So the store's connection never
 // checkpoints (wal_autocheckpoint=0) and this worker thread, with its own connection, runs a PASSIVE checkpoint
-// (which never blocks the writer) every CHECKPOINT_MS. If the worker cannot start or dies, the store's
-// connection checkpoints again (the default), and the error is reported.
+// (which never blocks the writer) every CHECKPOINT_MS when the WAL has changed. If the worker cannot start or
+// dies, the store's connection checkpoints again (the default), and the error is reported.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
@@ -11,10 +11,17 @@ export const CHECKPOINT_MS = 1000;
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
+const { statSync } = require('node:fs');
 const Database = require(workerData.module);
 const db = new Database(workerData.path, { timeout: 1000 });
+// A checkpoint of an unchanged WAL is work for nothing (a few % of a core a second, measured by bench/stages.ts):
+// skip it while the WAL file's size and mtime stay as they were after the last one.
+let seen = '';
+const walState = () => { try { const st = statSync(workerData.path + '-wal'); return st.size + ':' + st.mtimeMs; } catch { return 'none'; } };
 const run = () => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { parentPort.postMessage({ error: String((err && err.message) || err) }); }
+  const before = walState();
+  if (before === seen) return;
+  try { db.pragma('wal_checkpoint(PASSIVE)'); seen = walState(); } catch (err) { parentPort.postMessage({ error: String((err && err.message) || err) }); }
 };
 const timer = setInterval(run, workerData.everyMs);
 parentPort.on('message', (m) => {
