@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as ort from 'onnxruntime-node';
-import { VadEngine, VAD_WINDOW, sileroModelPath } from './vad.js';
+import { QUIET_RMS, SETTLE_WINDOWS, VadEngine, VAD_WINDOW, sileroModelPath } from './vad.js';
 import { fixture16k } from '../test/helpers/fixtures.js';
 
 t.test('Silero finds the speech in a spoken fixture and nothing in silence, for several streams in one batch', async (t) => {
@@ -45,6 +45,45 @@ t.test('inference on the main thread gives the same probabilities as in the work
   t.same(results[0], results[1]);
 });
 
+t.test('settled near-silence is answered without the model, and the speech after it scores as with the model run throughout', async (t) => {
+  // Speech, 1.5 s of Opus-like near-silence (a few tiny samples, far below −60 dBFS), speech again, silence.
+  const speech = fixture16k('question.wav');
+  const hush = Int16Array.from({ length: 24_000 }, (_, i) => (i % 97 === 0 ? 3 : 0));
+  const audio = new Int16Array(speech.length * 2 + hush.length * 2);
+  audio.set(speech, 0);
+  audio.set(hush, speech.length);
+  audio.set(speech, speech.length + hush.length);
+  audio.set(hush, speech.length * 2 + hush.length);
+  const windows = Math.floor(audio.length / VAD_WINDOW);
+  const run = async (skipQuiet: boolean) => {
+    const engine = await VadEngine.create(undefined, { skipQuiet });
+    const probs: number[] = [];
+    const ends: number[] = [];
+    const s = engine.createStream((p, end) => (probs.push(p), ends.push(end)));
+    for (let i = 0; i < audio.length; i += 320) {
+      s.push(audio.subarray(i, i + 320));
+      await new Promise((r) => setTimeout(r, 1)); // faster than real time, not faster than the engine
+    }
+    for (let i = 0; i < 500 && probs.length < windows; i++) await new Promise((r) => setTimeout(r, 10));
+    const stats = { skipped: engine.skipped, modelWindows: engine.windows };
+    await engine.close();
+    return { probs, ends, ...stats };
+  };
+  const full = await run(false);
+  const gated = await run(true);
+  t.equal(gated.probs.length, windows, 'every window still gets a probability');
+  t.same(gated.ends, full.ends, 'in order, at the same sample positions');
+  t.equal(full.skipped, 0);
+  const quietWindows = Math.floor((hush.length * 2) / VAD_WINDOW);
+  t.ok(gated.skipped >= quietWindows - 2 * SETTLE_WINDOWS - 2, `${gated.skipped} of ~${quietWindows} near-silent windows skipped (${SETTLE_WINDOWS} per stretch run to settle)`);
+  t.equal(gated.modelWindows + gated.skipped, windows);
+  const diff = Math.max(...gated.probs.map((p, i) => Math.abs(p - full.probs[i]!)));
+  t.ok(diff < 0.05, `probabilities differ by at most ${diff.toFixed(4)}`);
+  const voiced = (ps: number[]) => ps.map((p) => (p > 0.5 ? 1 : 0)).join('');
+  t.equal(voiced(gated.probs), voiced(full.probs), 'the same windows are voiced');
+  t.ok(QUIET_RMS <= 0.001, 'the gate is at −60 dBFS or below');
+});
+
 t.test('packed batches give the probabilities of a plain session run window by window', async (t) => {
   // The reference: Silero as vad-node would run it, default session options, one window at a time, separate arrays.
   const plain = await ort.InferenceSession.create(sileroModelPath());
@@ -65,7 +104,8 @@ t.test('packed batches give the probabilities of a plain session run window by w
     h = Float32Array.from(out.hn!.data as Float32Array);
     c = Float32Array.from(out.cn!.data as Float32Array);
   }
-  const engine = await VadEngine.create();
+  // The model on every window, as the reference runs it (the near-silence skip is tested on its own above).
+  const engine = await VadEngine.create(undefined, { skipQuiet: false });
   t.teardown(() => engine.close());
   // Two streams, so the batches hold two windows and the packing's offsets are exercised.
   const got: number[][] = [[], []];

@@ -15,6 +15,15 @@ export const VAD_WINDOW = 512;
 export const VAD_RATE = 16000;
 export const VAD_WINDOW_MS = (VAD_WINDOW * 1000) / VAD_RATE; // 32
 const STATE = 2 * 64; // per stream: 2 layers × 64 units, for h and for c each
+/**
+ * Near-silence: a window whose RMS is below −60 dBFS holds no speech a VAD could find (Opus-decoded silence, a
+ * muted or noise-suppressed microphone between words). After SETTLE_WINDOWS of it in a row have gone through the
+ * model, whose state has then settled on silence, further such windows are answered 0 without running it: the
+ * state is kept and the model runs again from it at the first louder window. At ten calls that is most windows
+ * (callers listen while EVA talks), and the model is the largest per-call cost (bench/stages.ts).
+ */
+export const QUIET_RMS = 0.001;
+export const SETTLE_WINDOWS = 31;
 
 export function sileroModelPath(): string {
   const require = createRequire(import.meta.url);
@@ -45,7 +54,10 @@ export class VadStream {
   private fill = 0;
   private samples = 0;
   /** Windows waiting for the engine (bounded: a stream can never queue more than ~1 s). */
-  readonly pending: { window: Float32Array; endSample: number }[] = [];
+  readonly pending: { window: Float32Array; endSample: number; quiet: boolean }[] = [];
+  /** Near-silent windows in a row that the model has seen (its state has settled after SETTLE_WINDOWS). */
+  quietRun = 0;
+  private energy = 0;
   closed = false;
 
   constructor(
@@ -58,13 +70,16 @@ export class VadStream {
   push(pcm: Int16Array): void {
     if (this.closed) return;
     for (let i = 0; i < pcm.length; i++) {
-      this.buf[this.fill++] = pcm[i]! / 32768;
+      const x = pcm[i]! / 32768;
+      this.buf[this.fill++] = x;
+      this.energy += x * x;
       if (this.fill === VAD_WINDOW) {
         this.samples += VAD_WINDOW;
         if (this.pending.length >= 32) this.pending.shift(); // engine stalled: keep the newest audio
-        this.pending.push({ window: this.buf, endSample: this.samples });
+        this.pending.push({ window: this.buf, endSample: this.samples, quiet: this.energy < QUIET_RMS * QUIET_RMS * VAD_WINDOW });
         this.buf = new Float32Array(VAD_WINDOW);
         this.fill = 0;
+        this.energy = 0;
         this.engine.schedule(this);
       }
     }
@@ -73,6 +88,7 @@ export class VadStream {
   reset(): void {
     this.h.fill(0);
     this.c.fill(0);
+    this.quietRun = 0;
   }
 
   close(): void {
@@ -190,6 +206,8 @@ class WorkerRunner implements VadRunner {
 export interface VadEngineOptions {
   /** Where inference runs: a worker thread (default) or the main thread. */
   thread?: 'worker' | 'main';
+  /** Answer settled near-silence without the model (QUIET_RMS, SETTLE_WINDOWS); default true. */
+  skipQuiet?: boolean;
 }
 
 export class VadEngine {
@@ -199,11 +217,17 @@ export class VadEngine {
   private running = false;
   private scheduled = false;
   private closed = false;
-  /** Windows processed and batches run, for the bench. */
+  /** Windows processed and batches run, for the bench; `skipped`: settled near-silence answered without the model. */
   windows = 0;
   batches = 0;
+  skipped = 0;
+  private readonly skipQuiet: boolean;
 
-  private constructor(private readonly runner: VadRunner) {
+  private constructor(
+    private readonly runner: VadRunner,
+    opts: VadEngineOptions = {},
+  ) {
+    this.skipQuiet = opts.skipQuiet ?? true;
     if (runner instanceof WorkerRunner) {
       runner.supervisor.on('down', ({ cause, ready }) => {
         if (ready) this.resetAll(cause);
@@ -216,9 +240,9 @@ export class VadEngine {
     if (entry) {
       const runner = new WorkerRunner(modelPath, entry);
       await runner.start();
-      return new VadEngine(runner);
+      return new VadEngine(runner, opts);
     }
-    return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(modelPath, SESSION_OPTIONS)));
+    return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(modelPath, SESSION_OPTIONS)), opts);
   }
 
   createStream(onProb: ProbListener, opts: VadStreamOptions = {}): VadStream {
@@ -297,8 +321,10 @@ export class VadEngine {
     this.running = true;
     try {
       while (this.ready.size > 0 && !this.closed) {
-        const batch = [...this.ready].filter((s) => !s.closed && s.pending.length > 0);
+        const ready = [...this.ready];
         this.ready.clear();
+        if (this.skipQuiet) for (const s of ready) this.skipSettled(s);
+        const batch = ready.filter((s) => !s.closed && s.pending.length > 0);
         if (batch.length === 0) break;
         try {
           await this.runBatch(batch);
@@ -309,6 +335,24 @@ export class VadEngine {
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /** Answers 0, in order, the stream's next windows of near-silence once the model has settled on it. */
+  private skipSettled(s: VadStream): void {
+    while (!s.closed && s.quietRun >= SETTLE_WINDOWS && s.pending[0]?.quiet) {
+      const w = s.pending.shift()!;
+      this.skipped++;
+      this.deliver(s, 0, w.endSample);
+    }
+  }
+
+  private deliver(s: VadStream, prob: number, endSample: number): void {
+    try {
+      s.onProb(prob, endSample);
+    } catch (err) {
+      // A listener's failure belongs to its call, not to the engine or the other calls in the batch.
+      process.emitWarning(`VAD listener threw: ${(err as Error).message}`);
     }
   }
 
@@ -341,12 +385,8 @@ export class VadEngine {
         s.h.set(out.subarray(L.out.h + (l * B + b) * 64, L.out.h + (l * B + b) * 64 + 64), l * 64);
         s.c.set(out.subarray(L.out.c + (l * B + b) * 64, L.out.c + (l * B + b) * 64 + 64), l * 64);
       }
-      try {
-        s.onProb(out[L.out.prob + b]!, taken[b]!.endSample);
-      } catch (err) {
-        // A listener's failure belongs to its call, not to the engine or the other calls in the batch.
-        process.emitWarning(`VAD listener threw: ${(err as Error).message}`);
-      }
+      s.quietRun = taken[b]!.quiet ? s.quietRun + 1 : 0;
+      this.deliver(s, out[L.out.prob + b]!, taken[b]!.endSample);
     });
   }
 
