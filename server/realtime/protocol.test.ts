@@ -32,6 +32,7 @@ t.test('every client event shape parses, with its fields', async (t) => {
   t.match(parse({ type: 'conversation.item.truncate', item_id: 'i', content_index: 0, audio_end_ms: 1234.7 }), { item_id: 'i', content_index: 0, audio_end_ms: 1234 });
   t.match(parse({ type: 'response.create' }), { type: 'response.create', response: {} });
   t.match(parse({ type: 'response.cancel', response_id: 'r' }), { response_id: 'r' });
+  t.match(parse({ type: 'output_audio_buffer.clear', event_id: 'e2' }), { type: 'output_audio_buffer.clear', event_id: 'e2' }, 'the WebRTC clear');
 });
 
 t.test('malformed client events are invalid_request_error with a code and the offending param', async (t) => {
