@@ -153,37 +153,17 @@ export function readBody(res: HttpResponse, req: HttpRequest, aborted: { value: 
 export function readJson(res: HttpResponse, req: HttpRequest, aborted: { value: boolean }): Promise<unknown> {
   const type = req.getHeader('content-type');
   const declared = Number(req.getHeader('content-length') || 0);
-  return new Promise((resolve, reject) => {
-    if (declared > MAX_BODY) {
-      drainBody(res);
-      reject(new EvaError('too_large', `request body larger than ${MAX_BODY} bytes`, { status: 413 }));
-      return;
+  // Seed clients post JSON as text/plain (fetch's default for a string) or form-encoded (curl -d): the body
+  // decides. Only types that cannot be one JSON document are refused (a body declared too large is a 413 first).
+  if (!(declared > MAX_BODY) && type && /multipart\/|octet-stream|^audio\/|^image\//i.test(type)) {
+    drainBody(res);
+    return Promise.reject(new EvaError('bad_request', `Content-Type ${type.slice(0, 60)} is not accepted; send a JSON body (application/json)`, { status: 415 }));
+  }
+  return readBody(res, req, aborted, MAX_BODY).then((body) => {
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown;
+    } catch {
+      throw new EvaError('bad_request', 'request body is not valid JSON');
     }
-    // Seed clients post JSON as text/plain (fetch's default for a string) or form-encoded (curl -d): the body
-    // decides. Only types that cannot be one JSON document are refused.
-    if (type && /multipart\/|octet-stream|^audio\/|^image\//i.test(type)) {
-      drainBody(res);
-      reject(new EvaError('bad_request', `Content-Type ${type.slice(0, 60)} is not accepted; send a JSON body (application/json)`, { status: 415 }));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    res.onData((chunk, isLast) => {
-      if (failed || aborted.value) return;
-      size += chunk.byteLength;
-      if (size > MAX_BODY) {
-        failed = true;
-        reject(new EvaError('too_large', `request body larger than ${MAX_BODY} bytes`, { status: 413 }));
-        return;
-      }
-      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after this callback
-      if (!isLast) return;
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new EvaError('bad_request', 'request body is not valid JSON'));
-      }
-    });
   });
 }
