@@ -5,7 +5,7 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { EvaError } from '../errors.js';
 import { rateLimitedError } from '../ratelimit.js';
 import { parseWsChatMessage, type ChatRequest, type WsChatEvent } from '../textapi.js';
-import { admitUpgrade, type RouteContext } from './context.js';
+import { admitUpgrade, upgrade, type RouteContext } from './context.js';
 import { publicMessage, wsError } from './respond.js';
 import { WS_MAX_PAYLOAD } from './signaling-ws.js';
 
@@ -54,13 +54,7 @@ export function registerChat(app: TemplatedApp, ctx: RouteContext): ChatSockets 
     upgrade: (res, req, context) => {
       const ok = admitUpgrade(ctx, res, req);
       if (!ok) return;
-      res.upgrade<ChatSocketData>(
-        { client: ok.client, owner: ok.owner, ctrl: new AbortController(), open: true, busy: false, queue: [] },
-        req.getHeader('sec-websocket-key'),
-        ok.protocol,
-        req.getHeader('sec-websocket-extensions'),
-        context,
-      );
+      upgrade<ChatSocketData>(res, req, context, ok, { client: ok.client, owner: ok.owner, ctrl: new AbortController(), open: true, busy: false, queue: [] });
     },
     open: (ws) => {
       sockets.add(ws);

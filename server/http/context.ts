@@ -1,6 +1,6 @@
 // What every route module shares: the server's dependencies, the access and limits layers, and the door every
 // HTTP request and upgrade passes (`admit`), so each rule is written once.
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import type { AgentFactory } from '../agent.js';
 import type { CallRegistry } from '../calls.js';
 import type { EvaConfig } from '../config.js';
@@ -78,8 +78,9 @@ export function admit(ctx: RouteContext, res: HttpResponse, req: HttpRequest, ne
 export function admitUpgrade(ctx: RouteContext, res: HttpResponse, req: HttpRequest): Admitted | null {
   const ok = admit(ctx, res, req, 'auth');
   if (!ok) return null;
-  if (ctx.deps.worker?.draining) {
-    sendError(res, new EvaError('shutting_down', 'EVA is draining: no new connections here; try again', { status: 503, retryable: true }), ctx.log);
+  const draining = drainingRefusal(ctx, 'connections');
+  if (draining) {
+    sendError(res, draining, ctx.log);
     return null;
   }
   const full = ctx.limits.canOpenSocket(ok.client);
@@ -88,4 +89,22 @@ export function admitUpgrade(ctx: RouteContext, res: HttpResponse, req: HttpRequ
     return null;
   }
   return ok;
+}
+
+/** Completes an admitted upgrade with the socket's data, answering the subprotocol the door chose. */
+export function upgrade<T>(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, ok: Admitted, data: T): void {
+  res.upgrade<T>(data, req.getHeader('sec-websocket-key'), ok.protocol, req.getHeader('sec-websocket-extensions'), context);
+}
+
+/** While this process drains (SIGTERM, EVA_DRAIN_S): the refusal of new `what`; otherwise null. */
+export function drainingRefusal(ctx: RouteContext, what: 'calls' | 'connections'): EvaError | null {
+  return ctx.deps.worker?.draining ? new EvaError('shutting_down', `EVA is draining: no new ${what} here; try again`, { status: 503, retryable: true }) : null;
+}
+
+/** EVA_MAX_CALLS: with `others` sessions that count as calls besides the registry's, the refusal (counted) or null. */
+export function callsFullRefusal(ctx: RouteContext, others = 0): EvaError | null {
+  const { calls } = ctx;
+  if (calls.size + others < calls.max) return null;
+  ctx.limits.hit('max_calls');
+  return new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true });
 }

@@ -15,7 +15,7 @@ import { ClientSecrets, DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S } from '../realtime/
 import { RealtimeError, applySessionUpdate, defaultSession, sessionJson } from '../realtime/protocol.js';
 import { RealtimeCall } from '../realtime/webrtc-call.js';
 import { authorizationSecret } from './access.js';
-import { admit, type RouteContext } from './context.js';
+import { admit, callsFullRefusal, drainingRefusal, type RouteContext } from './context.js';
 import { MAX_SDP_BYTES } from '../../media/sdp-check.js';
 import { drainBody, onAbort, readBody, readJson, sendError, sendJson } from './respond.js';
 
@@ -80,17 +80,10 @@ export function registerRealtimeCalls(app: TemplatedApp, ctx: RouteContext, opts
     const presented = authorizationSecret(req.getHeader('authorization'));
     const queryModel = req.getQuery('model') ?? '';
     const aborted = onAbort(res, new AbortController());
-    if (deps.worker?.draining) {
+    const refused = drainingRefusal(ctx, 'calls') ?? limits.offer(ok.client) ?? callsFullRefusal(ctx, opts.otherSessions());
+    if (refused) {
       drainBody(res);
-      sendError(res, new EvaError('shutting_down', 'EVA is draining: no new calls here; try again', { status: 503, retryable: true }), log, ok.headers);
-      return;
-    }
-    const limited = limits.offer(ok.client);
-    const full = calls.size + opts.otherSessions() >= calls.max;
-    if (limited || full) {
-      if (full) limits.hit('max_calls');
-      drainBody(res);
-      sendError(res, limited ?? new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true }), log, ok.headers);
+      sendError(res, refused, log, ok.headers);
       return;
     }
     readBody(res, req, aborted, MAX_OFFER_BODY)

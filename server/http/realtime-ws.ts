@@ -4,12 +4,11 @@
 // EVA_MAX_CALLS apply as for calls. Frames become client events (realtime/protocol.ts); a bad one gets an
 // `error` event carrying the client's `event_id`, never a disconnect.
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { EvaError } from '../errors.js';
 import { RealtimeSession, type RealtimeEvent } from '../realtime/session.js';
 import { RealtimeError, decodeFrame, eventIdOf, parseClientEvent } from '../realtime/protocol.js';
 import type { ClientSecrets } from '../realtime/client-secrets.js';
 import { authorizationSecret, splitProtocols } from './access.js';
-import { admitUpgrade, type RouteContext } from './context.js';
+import { admitUpgrade, callsFullRefusal, upgrade, type RouteContext } from './context.js';
 import { sendError } from './respond.js';
 
 /**
@@ -35,7 +34,7 @@ export interface RealtimeSockets {
 }
 
 export function registerRealtime(app: TemplatedApp, ctx: RouteContext, opts: { secrets: ClientSecrets }): RealtimeSockets {
-  const { deps, log, limits, calls } = ctx;
+  const { deps, log, limits } = ctx;
   const { config } = deps;
   const sockets = new Set<WebSocket<RealtimeSocketData>>();
 
@@ -49,18 +48,12 @@ export function registerRealtime(app: TemplatedApp, ctx: RouteContext, opts: { s
       const presented = authorizationSecret(req.getHeader('authorization')) || splitProtocols(req.getHeader('sec-websocket-protocol')).key;
       const ok = admitUpgrade(ctx, res, req);
       if (!ok) return;
-      if (calls.size + sockets.size >= calls.max) {
-        limits.hit('max_calls');
-        sendError(res, new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true }), log);
+      const full = callsFullRefusal(ctx, sockets.size);
+      if (full) {
+        sendError(res, full, log);
         return;
       }
-      res.upgrade<RealtimeSocketData>(
-        { client: ok.client, model: model || 'eva', protocol: ok.protocol, open: true, initial: opts.secrets.sessionFor(presented) },
-        req.getHeader('sec-websocket-key'),
-        ok.protocol,
-        req.getHeader('sec-websocket-extensions'),
-        context,
-      );
+      upgrade<RealtimeSocketData>(res, req, context, ok, { client: ok.client, model: model || 'eva', protocol: ok.protocol, open: true, initial: opts.secrets.sessionFor(presented) });
     },
     open: (ws) => {
       const s = ws.getUserData();

@@ -7,7 +7,7 @@ import { EvaError } from '../errors.js';
 import { peerOptionsFor } from '../peer-options.js';
 import { parseClientMessage, type ClientMessage, type ServerMessage } from '../signaling.js';
 import { connectionId, iceServersFor, unusableTurnServers } from '../turn-credentials.js';
-import { admitUpgrade, type RouteContext } from './context.js';
+import { admitUpgrade, callsFullRefusal, drainingRefusal, upgrade, type RouteContext } from './context.js';
 import { publicMessage, wsError } from './respond.js';
 
 /** uWS frames above this close the socket with 1009; up to it, the protocol answers `too_large` and goes on. */
@@ -60,13 +60,7 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
     upgrade: (res, req, context) => {
       const ok = admitUpgrade(ctx, res, req);
       if (!ok) return;
-      res.upgrade<SocketData>(
-        { client: ok.client, owner: ok.owner, call: null, open: true },
-        req.getHeader('sec-websocket-key'),
-        ok.protocol,
-        req.getHeader('sec-websocket-extensions'),
-        context,
-      );
+      upgrade<SocketData>(res, req, context, ok, { client: ok.client, owner: ok.owner, call: null, open: true });
     },
     open: (ws) => {
       const s = ws.getUserData();
@@ -100,13 +94,8 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
     switch (msg.type) {
       case 'offer': {
         if (s.call && s.call.state !== 'closed') throw new EvaError('already_in_call', 'this socket already has a call; hang up first');
-        if (deps.worker?.draining) throw new EvaError('shutting_down', 'EVA is draining: no new calls here; try again', { status: 503, retryable: true });
-        const limited = limits.offer(s.client);
-        if (limited) throw limited;
-        if (calls.size >= calls.max) {
-          limits.hit('max_calls');
-          throw new EvaError('rate_limited', `the server is at its limit of ${calls.max} calls; try again later`, { retryable: true });
-        }
+        const refused = drainingRefusal(ctx, 'calls') ?? limits.offer(s.client) ?? callsFullRefusal(ctx);
+        if (refused) throw refused;
         clearTimeout(s.offerTimer);
         let answered = false;
         let counted = true;
