@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent, AgentFactory } from './agent.js';
 import { EvaError } from './errors.js';
 import type { Logger } from './log.js';
+import type { RegisteredCall } from './calls.js';
 import { MediaLeg, type CallMedia } from './media-leg.js';
 import { SessionCore } from './session-core.js';
 import type { CallConfig, IceCandidateInit, ServerMessage } from './signaling.js';
@@ -35,20 +36,6 @@ export interface CallDeps {
   rtpMaxPps?: number;
   /** A limit was hit: at most once per second per call for `rtp_pps`. */
   onLimit?(limit: 'rtp_pps'): void;
-}
-
-/** What the call registry needs of a call, whichever protocol drives it (call.ts, realtime/webrtc-call.ts). */
-export interface RegisteredCall {
-  readonly id: string;
-  checkTimeouts(now: number): void;
-  close(reason: CallEndReason): void;
-}
-
-/** The watchdog shared by both kinds of WebRTC call. */
-export function timedOut(state: string, lastRtpAt: number, now: number): CallEndReason | null {
-  if (state === 'connected' && now - lastRtpAt > RTP_TIMEOUT_MS) return 'rtp_timeout';
-  if (state === 'connecting' && now - lastRtpAt > CONNECT_TIMEOUT_MS) return 'connect_timeout';
-  return null;
 }
 
 export class Call implements RegisteredCall {
@@ -92,14 +79,9 @@ export class Call implements RegisteredCall {
       onLimit: deps.onLimit,
       guard: (what, fn) => this.core.guard(what, fn),
       onAudio: (pcm) => this.core.pushAudio(pcm),
-      events: {
-        talkStart: (at) => this.core.talkStart(at),
-        talkEnd: (at) => this.core.talkEnd(at),
-        played: (tag) => this.core.played(tag),
-        level: (rms, at) => this.core.level(rms, at),
-      },
+      events: this.core.sinkEvents,
       onConnected: () => this.onConnected(),
-      onClosed: (reason) => this.close(reason === 'dtls_closed' ? 'dtls_closed' : reason === 'failed' ? 'ice_failed' : 'hangup'),
+      onClosed: (reason) => this.close(reason),
     });
   }
 
@@ -179,12 +161,6 @@ export class Call implements RegisteredCall {
     this.leg.start();
     this.log.info('connected');
     this.emit({ type: 'state', state: 'listening' });
-  }
-
-  /** Called by the registry's sweep. */
-  checkTimeouts(now: number): void {
-    const reason = timedOut(this.state, this.leg.lastRtpAt, now);
-    if (reason) this.close(reason);
   }
 
   /** Idempotent: the first reason wins. */

@@ -1,6 +1,22 @@
 // The process's open calls — EVA's `/ws` calls and Realtime WebRTC calls alike — and the one sweep timer that enforces every call's timeouts (one timer for all
 // calls rather than one per call).
-import type { CallEndReason, RegisteredCall } from './call.js';
+import { CONNECT_TIMEOUT_MS, RTP_TIMEOUT_MS, type CallEndReason } from './call.js';
+
+/** What the registry needs of a call, whichever protocol drives it (call.ts, realtime/webrtc-call.ts). */
+export interface RegisteredCall {
+  readonly id: string;
+  readonly state: string;
+  /** performance.now() of the last RTP packet, or of the offer. */
+  readonly lastRtpAt: number;
+  close(reason: CallEndReason): void;
+}
+
+/** The watchdog every WebRTC call gets: no RTP for RTP_TIMEOUT_MS once connected, no connection by CONNECT_TIMEOUT_MS. */
+export function timedOut(state: string, lastRtpAt: number, now: number): CallEndReason | null {
+  if (state === 'connected' && now - lastRtpAt > RTP_TIMEOUT_MS) return 'rtp_timeout';
+  if (state === 'connecting' && now - lastRtpAt > CONNECT_TIMEOUT_MS) return 'connect_timeout';
+  return null;
+}
 
 export const SWEEP_MS = 100;
 
@@ -38,7 +54,10 @@ export class CallRegistry {
 
   private sweep(): void {
     const now = performance.now();
-    for (const c of [...this.calls.values()]) c.checkTimeouts(now);
+    for (const c of [...this.calls.values()]) {
+      const reason = timedOut(c.state, c.lastRtpAt, now);
+      if (reason) c.close(reason);
+    }
   }
 
   closeAll(reason: CallEndReason): void {

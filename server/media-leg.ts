@@ -8,12 +8,13 @@
 // (a PlainTransport or DirectTransport carrying the Opus track to and from this process) can stand beside werift
 // by implementing it, with the same `MediaLegDeps` callbacks. mediasoup is not added: its worker cannot be built
 // or downloaded on the machines EVA is developed on (its build fetches meson subprojects and a libsrtp fork).
+import type { CallEndReason } from './call.js';
 import type { Logger } from './log.js';
 import type { AudioSink } from './session-core.js';
 import { EvaError } from './errors.js';
 import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
-import { Peer, SdpError, type DataChannel, type PeerCloseReason, type PeerOptions } from '../media/peer.js';
+import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
 import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker } from '../media/rtp.js';
 
 export const LEG_RATE = 16000;
@@ -29,7 +30,8 @@ export interface MediaLegDeps {
   /** The pacer's playout events, for the session core. */
   events: PacerEvents;
   onConnected(): void;
-  onClosed(reason: PeerCloseReason): void;
+  /** The transport ended by itself: DTLS closed, ICE failed, or the peer connection closed (a hangup). */
+  onClosed(reason: CallEndReason): void;
   /** A data channel the remote side opened (the Realtime API's `oai-events`). */
   onDataChannel?(ch: DataChannel): void;
   /** A limit was hit: at most once per second per call for `rtp_pps`. */
@@ -77,7 +79,7 @@ export class MediaLeg implements CallMedia {
       {
         onAudio: (payload, seq) => deps.guard('RTP packet', () => this.onRtp(payload, seq)),
         onConnected: () => deps.guard('connect', () => deps.onConnected()),
-        onClosed: (reason) => deps.onClosed(reason),
+        onClosed: (reason) => deps.onClosed(reason === 'dtls_closed' ? 'dtls_closed' : reason === 'failed' ? 'ice_failed' : 'hangup'),
       },
       deps.peer,
     );

@@ -5,8 +5,8 @@
 // turn-taking, barge-in and "what was heard" logic exists once.
 import type { Agent, AgentContext, AgentFactory, AudioOut, TurnInfo } from './agent.js';
 import type { Logger } from './log.js';
-import type { CallConfig, ServerMessage } from './signaling.js';
-import type { FrameTag } from '../media/pacer.js';
+import type { CallConfig } from './signaling.js';
+import type { PacerEvents } from '../media/pacer.js';
 import { PcmRing } from '../media/pcm-ring.js';
 import { TurnDetector, type TurnConfig, type TurnEvent } from '../media/turns.js';
 import { VAD_WINDOW, VAD_WINDOW_MS, type VadEngine, type VadStream } from '../media/vad.js';
@@ -155,18 +155,13 @@ export class SessionCore {
   }
 
   // ---- the sink's events --------------------------------------------------------------------------------------
-  talkStart(at: number): void {
-    this.guard('talk start', () => this.agent?.onTalkStart?.(at));
-  }
-  talkEnd(at: number): void {
-    this.guard('talk end', () => this.agent?.onTalkEnd?.(at));
-  }
-  played(tag: FrameTag): void {
-    this.guard('played', () => this.agent?.onPlayed?.(tag));
-  }
-  level(rms: number, at: number): void {
-    this.echoGate.output(rms, at);
-  }
+  /** What the sink reports as it plays (the WebRTC pacer, the virtual playout): given to it as its events. */
+  readonly sinkEvents: PacerEvents = {
+    talkStart: (at) => this.guard('talk start', () => this.agent?.onTalkStart?.(at)),
+    talkEnd: (at) => this.guard('talk end', () => this.agent?.onTalkEnd?.(at)),
+    played: (tag) => this.guard('played', () => this.agent?.onPlayed?.(tag)),
+    level: (rms, at) => this.echoGate.output(rms, at),
+  };
 
   /** An exception in one session's callbacks ends that session, never the process or another session. */
   guard(what: string, fn: () => void): void {

@@ -123,17 +123,17 @@ export class RealtimeSession {
     // response is done and its audio has played; a pause in the middle (the TTS behind the track) is not a stop.
     this.playoutEvents = {
       talkStart: (at) => {
-        this.core.talkStart(at);
+        this.core.sinkEvents.talkStart(at);
         if (!deps.media || this.playingResponse !== null) return;
         this.playingResponse = this.responses.current?.id ?? null;
         this.send({ type: 'output_audio_buffer.started', response_id: this.playingResponse });
       },
       talkEnd: (at) => {
-        this.core.talkEnd(at);
+        this.core.sinkEvents.talkEnd(at);
         if (this.playingResponse !== null && this.responses.current?.id !== this.playingResponse) this.bufferStopped();
       },
-      played: (tag) => this.core.played(tag),
-      level: (rms, at) => this.core.level(rms, at),
+      played: this.core.sinkEvents.played,
+      level: this.core.sinkEvents.level,
     };
     if (deps.media) {
       this.sink = this.trackSink(deps.media.sink);

@@ -4,7 +4,8 @@
 // the session sends before the channel is open (session.created) wait in a bounded queue. The call ends, once,
 // on hangup, the channel or DTLS closing, ICE failure, the RTP watchdog, or a fault in its own handlers.
 import type { AgentFactory } from '../agent.js';
-import { timedOut, type CallEndReason, type RegisteredCall } from '../call.js';
+import type { CallEndReason } from '../call.js';
+import type { RegisteredCall } from '../calls.js';
 import type { Logger } from '../log.js';
 import { MediaLeg, type CallMedia } from '../media-leg.js';
 import type { DataChannel, PeerOptions } from '../../media/peer.js';
@@ -73,7 +74,7 @@ export class RealtimeCall implements RegisteredCall {
         level: (rms, at) => this.session.playoutEvents.level(rms, at),
       },
       onConnected: () => this.onConnected(),
-      onClosed: (reason) => this.close(reason === 'dtls_closed' ? 'dtls_closed' : reason === 'failed' ? 'ice_failed' : 'hangup'),
+      onClosed: (reason) => this.close(reason),
       onDataChannel: (ch) => guard('data channel', () => this.onChannel(ch)),
     });
     session = this.session = new RealtimeSession({
@@ -148,12 +149,6 @@ export class RealtimeCall implements RegisteredCall {
     this.state = 'connected';
     this.leg.start();
     this.log.info('connected');
-  }
-
-  /** Called by the registry's sweep. */
-  checkTimeouts(now: number): void {
-    const reason = timedOut(this.state, this.leg.lastRtpAt, now);
-    if (reason) this.close(reason);
   }
 
   /** Idempotent: the first reason wins. */
