@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { EvaError } from './errors.js';
-import { PRUNE_BATCH, PRUNE_EVERY_MS, type PruneResult, type Store, type StoreOptions } from './store.js';
+import { PRUNE_BATCH, startRetention, type Store, type StoreOptions } from './store.js';
 import { FLUSH_MS, WriteQueue } from './store-writes.js';
 import type { ChatRole } from './providers/types.js';
 
@@ -34,7 +34,6 @@ export const STATEMENT_TIMEOUT_MS = 2000;
 const MIGRATION_TIMEOUT_MS = 60_000;
 /** pg_advisory_xact_lock key that serialises migrations between nodes ("EVA" and a version of this scheme). */
 const MIGRATION_LOCK = 0x455641_01;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * The PostgreSQL twins of store.ts MIGRATIONS, in the same order (append, never edit one that has shipped).
@@ -263,43 +262,18 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
   }
 
   // --- retention ---------------------------------------------------------------------------------------------
-  let pruneTimer: NodeJS.Timeout | null = null;
-  let pruning: Promise<PruneResult> | null = null;
-  async function pruneAll(): Promise<PruneResult> {
-    const out: PruneResult = { sessions: 0, calls: 0, batches: 0, maxBatchMs: 0 };
-    if (!(retentionDays > 0)) return out;
-    const cutoff = now() - retentionDays * DAY_MS;
-    await writes.flush();
-    for (;;) {
-      if (closed) return out;
-      const t0 = performance.now();
-      let calls = 0;
-      let sessions = 0;
-      try {
-        await inTransaction(async (c) => {
-          calls = (await c.query('DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, PRUNE_BATCH])).rowCount ?? 0;
-          sessions = (await c.query('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, PRUNE_BATCH])).rowCount ?? 0;
-        });
-      } catch (err) {
-        onError('prune old sessions', err);
-        return out;
-      }
-      out.calls += calls;
-      out.sessions += sessions;
-      out.batches++;
-      out.maxBatchMs = Math.max(out.maxBatchMs, performance.now() - t0);
-      if (calls < PRUNE_BATCH && sessions < PRUNE_BATCH) return out;
-    }
-  }
-  function prune(): Promise<PruneResult> {
-    pruning ??= pruneAll().finally(() => (pruning = null));
-    return pruning;
-  }
-  if (retentionDays > 0) {
-    setImmediate(() => void prune());
-    pruneTimer = setInterval(() => void prune(), PRUNE_EVERY_MS);
-    pruneTimer.unref();
-  }
+  const retention = startRetention({
+    days: retentionDays,
+    now,
+    before: () => writes.flush(),
+    stopped: () => closed,
+    batch: (cutoff) =>
+      inTransaction(async (c) => ({
+        calls: (await c.query('DELETE FROM calls WHERE id IN (SELECT id FROM calls WHERE started_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, PRUNE_BATCH])).rowCount ?? 0,
+        sessions: (await c.query('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)', [cutoff, PRUNE_BATCH])).rowCount ?? 0,
+      })),
+    onError,
+  });
 
   const touch = (c: pg.PoolClient, sessionId: string, at: number) => c.query(TOUCH_SESSION, [txt(sessionId), at]);
 
@@ -430,7 +404,7 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
       );
     },
     flush: () => writes.flush(),
-    prune,
+    prune: retention.prune,
     async ping() {
       if (closed) return false;
       try {
@@ -452,8 +426,7 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
       if (closed) return;
       await writes.close();
       closed = true;
-      if (pruneTimer) clearInterval(pruneTimer);
-      await pruning;
+      await retention.stop();
       try {
         await pool.end();
       } catch (err) {

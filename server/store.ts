@@ -178,6 +178,64 @@ export interface PruneResult {
   maxBatchMs: number;
 }
 
+/** One retention batch: deletes at most PRUNE_BATCH calls and PRUNE_BATCH sessions older than `cutoff`. */
+export type PruneBatch = (cutoff: number) => { calls: number; sessions: number } | Promise<{ calls: number; sessions: number }>;
+
+/**
+ * The retention both stores run (store.ts, store-pg.ts): batches, a macrotask apart so audio and requests run
+ * between them, until both come back short; one prune at a time; at start and every PRUNE_EVERY_MS while `days`
+ * > 0. A failing batch ends that prune and goes to `onError`. `stop()` resolves when a prune in flight has ended.
+ */
+export function startRetention(opts: {
+  days: number;
+  now: () => number;
+  /** Before the first batch (commit the queued writes). */
+  before(): void | Promise<void>;
+  stopped(): boolean;
+  batch: PruneBatch;
+  onError(what: string, err: unknown): void;
+}): { prune(): Promise<PruneResult>; stop(): Promise<void> } {
+  let pruning: Promise<PruneResult> | null = null;
+  async function pruneAll(): Promise<PruneResult> {
+    const out: PruneResult = { sessions: 0, calls: 0, batches: 0, maxBatchMs: 0 };
+    if (!(opts.days > 0)) return out;
+    const cutoff = opts.now() - opts.days * DAY_MS;
+    await opts.before();
+    for (;;) {
+      if (opts.stopped()) return out;
+      const t0 = performance.now();
+      let done: { calls: number; sessions: number };
+      try {
+        done = await opts.batch(cutoff);
+      } catch (err) {
+        opts.onError('prune old sessions', err);
+        return out;
+      }
+      out.calls += done.calls;
+      out.sessions += done.sessions;
+      out.batches++;
+      out.maxBatchMs = Math.max(out.maxBatchMs, performance.now() - t0);
+      if (done.calls < PRUNE_BATCH && done.sessions < PRUNE_BATCH) return out;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  const prune = (): Promise<PruneResult> => (pruning ??= pruneAll().finally(() => (pruning = null)));
+  let timer: NodeJS.Timeout | null = null;
+  if (opts.days > 0) {
+    setImmediate(() => void prune());
+    timer = setInterval(() => void prune(), PRUNE_EVERY_MS);
+    timer.unref();
+  }
+  return {
+    prune,
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      await pruning;
+    },
+  };
+}
+
 /**
  * Writes are queued (committed within FLUSH_MS, or by the next read), fire-and-forget, and never throw; reads
  * flush the queue first, so they see every earlier write of this process, and resolve with nothing when the
@@ -349,45 +407,22 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       );
 
   // --- retention ---------------------------------------------------------------------------------------------
-  let pruneTimer: NodeJS.Timeout | null = null;
-  let pruning: Promise<PruneResult> | null = null;
-  async function pruneAll(): Promise<PruneResult> {
-    const out: PruneResult = { sessions: 0, calls: 0, batches: 0, maxBatchMs: 0 };
-    if (!(retentionDays > 0)) return out;
-    const cutoff = now() - retentionDays * DAY_MS;
-    flush();
-    for (;;) {
-      if (closed || !db.open) return out;
+  const retention = startRetention({
+    days: retentionDays,
+    now,
+    before: flush,
+    stopped: () => closed || !db.open,
+    batch: (cutoff) => {
       let calls = 0;
       let sessions = 0;
-      const t0 = performance.now();
-      try {
-        db.transaction(() => {
-          calls = q.pruneCalls.run(cutoff, PRUNE_BATCH).changes;
-          sessions = q.pruneSessions.run(cutoff, PRUNE_BATCH).changes;
-        })();
-      } catch (err) {
-        onError('prune old sessions', err);
-        return out;
-      }
-      out.calls += calls;
-      out.sessions += sessions;
-      out.batches++;
-      out.maxBatchMs = Math.max(out.maxBatchMs, performance.now() - t0);
-      if (calls < PRUNE_BATCH && sessions < PRUNE_BATCH) return out;
-      // Let audio and requests run between batches.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  }
-  function prune(): Promise<PruneResult> {
-    pruning ??= pruneAll().finally(() => (pruning = null));
-    return pruning;
-  }
-  if (retentionDays > 0) {
-    setImmediate(() => void prune());
-    pruneTimer = setInterval(() => void prune(), PRUNE_EVERY_MS);
-    pruneTimer.unref();
-  }
+      db.transaction(() => {
+        calls = q.pruneCalls.run(cutoff, PRUNE_BATCH).changes;
+        sessions = q.pruneSessions.run(cutoff, PRUNE_BATCH).changes;
+      })();
+      return { calls, sessions };
+    },
+    onError,
+  });
 
   return {
     kind: 'sqlite',
@@ -485,7 +520,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       }));
     },
     flush: () => writes.flush(),
-    prune,
+    prune: retention.prune,
     async ping() {
       if (!db.open || writes.failing) return false;
       try {
@@ -498,7 +533,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       if (closed) return;
       closed = true;
       await writes.close();
-      if (pruneTimer) clearInterval(pruneTimer);
+      void retention.stop();
       checkpointer?.close();
       if (!db.open) return;
       try {
