@@ -714,7 +714,8 @@ async function scrapeSttRequests(httpUrl: string): Promise<{ speculative: number
   }
 }
 
-function machineInfo(): MachineInfo {
+/** The machine a result was measured on (also the stage profile's, bench/stages.ts). */
+export function machineInfo(): MachineInfo {
   let gitCommit = 'unknown';
   try {
     gitCommit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();

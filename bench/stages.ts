@@ -31,7 +31,7 @@ import { decodeWav } from '../media/wav.js';
 import { runLoad, type LoadStep } from './load.js';
 import { evaEnv, parseBenchProfile } from './profiles.js';
 import { stagesReport, stamp, type MachineInfo } from './report.js';
-import { REPLIES, loadUtterances } from './run.js';
+import { REPLIES, loadUtterances, machineInfo } from './run.js';
 import { start as startGroq } from './standins/groq.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -876,35 +876,6 @@ function workerRules(thread: string): StageRule[] {
   if (thread.includes('vad')) return [{ stage: 'VAD inference (worker)', unit: 'window', url: '' }];
   if (thread.includes('espeak')) return [{ stage: 'TTS eSpeak (worker)', unit: 'speech frame', url: '' }];
   return [{ stage: 'other workers (store checkpoint)', unit: 'call·s', url: '' }];
-}
-
-/** The checkout's commit, read from .git (no git process). */
-function headCommit(): string {
-  try {
-    const head = readFileSync(join(ROOT, '.git', 'HEAD'), 'utf8').trim();
-    const ref = /^ref: (.+)$/.exec(head)?.[1];
-    if (!ref) return head;
-    try {
-      return readFileSync(join(ROOT, '.git', ref), 'utf8').trim();
-    } catch {
-      const packed = readFileSync(join(ROOT, '.git', 'packed-refs'), 'utf8');
-      return new RegExp(`^([0-9a-f]{40}) ${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm').exec(packed)?.[1] ?? 'unknown';
-    }
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machineInfo(): MachineInfo {
-  return {
-    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.cpus().length,
-    memoryGiB: os.totalmem() / 2 ** 30,
-    node: process.version,
-    platform: `${os.platform()} ${os.release()}`,
-    gitCommit: headCommit(),
-    loadAvg: os.loadavg().map((x) => Math.round(x * 100) / 100),
-  };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
