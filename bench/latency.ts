@@ -84,7 +84,7 @@ export interface AnalyzeOptions {
   /** Audible threshold; default AUDIBLE_RMS. */
   audibleRms?: number;
   /**
-   * How long before the end of turn a speculative STT + LLM start (DESIGN "Latency": work starts on a short
+   * How long before the end of turn a speculative STT + LLM start (work starts on a short
    * pause). Default: per turn, its `eou_ms` minus `pauseMs` (EVA may end a turn early, 240 ms after the speech,
    * when the transcript reads as finished); this fixed value only when a turn reports no `eou_ms`: 480 − 160.
    */
@@ -221,7 +221,7 @@ export interface StageSplit {
 /**
  * The server's split of one turn, and what is left over.
  *
- * DESIGN: overhead = perceived − (STT + LLM to first sentence + TTS to first audio) − end-of-turn window − network.
+ * EVA overhead = perceived − (STT + LLM to first sentence + TTS to first audio) − end-of-turn window − network.
  * The network part is what the client sees and the server does not: network = perceived − first_audio. So the
  * sequential overhead is first_audio − eou − providers. But EVA starts STT and the LLM speculatively on a pause,
  * `speculationLeadMs` before the end of turn, and holds what they produce until the end of turn; then the provider

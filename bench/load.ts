@@ -29,7 +29,7 @@ import { UNDERRUN_GAP_MS, summarize, type Summary } from './latency.js';
 export const AUDIBLE_PACKET_BYTES = 20;
 /** Target share of time EVA talks on each call. */
 export const TALK_FRACTION = 0.4;
-/** Ramp stops above this server p99 event-loop lag (DESIGN target). */
+/** Ramp stops above this server p99 event-loop lag (the project's target). */
 export const LAG_LIMIT_MS = 20;
 
 export interface LoadStep {

@@ -95,7 +95,7 @@ t.test('the profile table has every measured figure with n/min/p50/p95/p99/max, 
   const table = profileTable(result.profiles[0]!);
   t.match(table, /== instant: STT 0 ms/);
   t.match(table, /EVA providers: stt groq, llm groq, tts espeak/);
-  t.match(table, /figure \(ms\)\s+n\s+min\s+p50\s+p95\s+p99\s+max\s+DESIGN target/);
+  t.match(table, /figure \(ms\)\s+n\s+min\s+p50\s+p95\s+p99\s+max\s+target/);
   // 8 perceived values (5 turns + barge + backchannel + pause), the 2000 ms warm-up left out.
   t.match(table, /perceived latency\s+8\s+600\s+640\s+700\s+700\s+700\s+p50 ≤ 200/);
   t.match(table, /EVA overhead\s+5\s+27\s+67\s+127\s+127\s+127\s+p50 ≤ 10/);

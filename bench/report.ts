@@ -72,7 +72,7 @@ export interface BenchResult {
   notes: string[];
 }
 
-/** DESIGN "Latency" targets, shown beside the figures (never asserted). */
+/** The project's latency targets (README "Bench"), shown beside the figures (never asserted). */
 export const TARGETS: Partial<Record<FigureKey, string>> = {
   perceivedMs: 'p50 ≤ 200, p95 ≤ 350 (Groq-like)',
   overheadMs: 'p50 ≤ 10, p99 ≤ 30',
@@ -194,7 +194,8 @@ export function profileTable(p: ProfileResult): string {
   ];
   tail.push(`   ${sttRequestsLine(p.sttRequests)}`);
   for (const e of p.errors) tail.push(`   ! ${e}`);
-  const table = rows.length ? textTable(['figure (ms)', 'n', 'min', 'p50', 'p95', 'p99', 'max', 'DESIGN target'], rows) : '   (no figures: no trial got a reply)';
+  const headers = ['figure (ms)', 'n', 'min', 'p50', 'p95', 'p99', 'max', 'target'];
+  const table = rows.length ? textTable(headers, rows) : '   (no figures: no trial got a reply)';
   const classes = classTable(p.trials);
   return [...head, table, ...(classes ? [classes] : []), ...tail].join('\n');
 }

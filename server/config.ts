@@ -13,7 +13,7 @@ export interface EvaConfig {
   dataDir: string;
   /** EVA_RETENTION_DAYS: sessions and calls idle for longer are deleted (at start, then hourly); 0 keeps everything. */
   retentionDays: number;
-  /** Provider chains; empty = auto-detect (DESIGN "Providers"). */
+  /** Provider chains; empty = auto-detect (README "Configuration": `EVA_STT`, `EVA_LLM`, `EVA_TTS`). */
   stt: string[];
   llm: string[];
   tts: string[];

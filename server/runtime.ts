@@ -1,5 +1,5 @@
 // Everything a running EVA holds besides the media front: the provider chains chosen from the configuration
-// (DESIGN "Providers": explicit lists, or auto-detection), the database, the metrics, the text API, and the
+// (explicit lists, or auto-detection: README "Configuration"), the database, the metrics, the text API, and the
 // factory that gives each call its conversational agent. main.ts and the tests build EVA through here, so a
 // test runs the same wiring as production, only pointed at stand-in servers.
 import { join } from 'node:path';
@@ -72,7 +72,7 @@ async function ollamaAnswers(host: string, ms: number): Promise<boolean> {
   }
 }
 
-/** The provider lists per stage: the configured ones, else what auto-detection finds (DESIGN "Providers"). */
+/** The provider lists per stage: the configured ones, else what auto-detection finds (README "Configuration"). */
 export async function chooseProviders(config: EvaConfig, probeMs = 400): Promise<{ stt: string[]; llm: string[]; tts: string[] }> {
   const sttServer = config.sttUrl ? (/^wss?:/i.test(config.sttUrl) ? 'realtime' : 'openai') : null;
   const stt = config.stt.length ? config.stt : [...(sttServer === 'realtime' ? ['realtime'] : []), ...(config.groqApiKey ? ['groq'] : []), ...(sttServer === 'openai' ? ['openai'] : [])];

@@ -1,4 +1,4 @@
-// The `/ws` signaling protocol (DESIGN "Signaling"): parsing and validation of client frames, pure. Anything the
+// The `/ws` signaling protocol (docs/protocol.md): parsing and validation of client frames, pure. Anything the
 // page or an outside client can send ends here as a typed message or an EvaError with a stable code.
 import type { IceServerConfig } from './config.js';
 import { EvaError } from './errors.js';
@@ -48,7 +48,7 @@ export type ServerMessage =
   | { type: 'error'; code: string; message: string }
   | { type: 'bye'; reason: string };
 
-/** Per-turn stage times in ms (DESIGN "Signaling"); a stage that did not run is absent. */
+/** Per-turn stage times in ms (docs/protocol.md); a stage that did not run is absent. */
 export interface MetricsMessage {
   type: 'metrics';
   turn: number;

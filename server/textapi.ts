@@ -1,6 +1,6 @@
-// The seeds' text API, independent of the transport: `POST /chat` and WebSocket `/ws/chat` (DESIGN "HTTP API").
-// app.ts parses the bytes and calls these; validation, the turn, persistence and the error → reply mapping
-// live here. One text turn = system prompt + bounded history + the user's message, streamed through the LLM
+// The seeds' text API, independent of the transport: `POST /chat` and WebSocket `/ws/chat` (docs/protocol.md,
+// "HTTP API"). app.ts parses the bytes and calls these; validation, the turn, persistence and the error → reply
+// mapping live here. One text turn = system prompt + bounded history + the user's message, streamed through the LLM
 // (a fallback chain in production), then the user and assistant messages stored together as one turn.
 import { randomUUID } from 'node:crypto';
 import { EvaError, isAbort, type ErrorCode } from './errors.js';

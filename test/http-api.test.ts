@@ -1,4 +1,4 @@
-// Integration: the seeds' HTTP and WebSocket API (DESIGN "HTTP API") against the real server app and runtime
+// Integration: the seeds' HTTP and WebSocket API (docs/protocol.md "HTTP API") against the real server app and runtime
 // (providers chosen from the environment, SQLite store, metrics, rate limiter), with groq-sdk and the ollama
 // client talking to stand-in servers on 127.0.0.1 that speak Groq's and Ollama's wire protocols.
 import t, { type Test } from 'tap';
@@ -60,7 +60,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** An error reply as DESIGN describes it: the status, JSON `{error:{code,message}}`, and no internals. */
+/** An error reply as docs/protocol.md describes it: the status, JSON `{error:{code,message}}`, and no internals. */
 function isErrorReply(t: Test, r: Reply, status: number | RegExp, code: string | RegExp, what: string): void {
   if (typeof status === 'number') t.equal(r.status, status, `${what}: status ${status}`);
   else t.match(String(r.status), status, `${what}: status ${status} (got ${r.status})`);

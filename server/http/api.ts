@@ -1,4 +1,4 @@
-// The HTTP API (DESIGN "HTTP API"): /health, /session-token, /chat, /tts, /voices, /metrics, CORS preflights
+// The HTTP API (docs/protocol.md "HTTP API"): /health, /session-token, /chat, /tts, /voices, /metrics, CORS preflights
 // and the JSON 404 for everything else. Each handler passes the door (`admit`) first; the logic lives in the
 // modules it calls (textapi.ts, the TTS provider, metrics.ts).
 import type { TemplatedApp } from 'uWebSockets.js';

@@ -1,5 +1,5 @@
-// WebSocket `/ws/chat` (DESIGN "HTTP API"): text turns streamed as tokens. One reply streams at a time per socket
-// (tokens carry no turn id, so two at once would interleave): later messages wait in order, up to
+// WebSocket `/ws/chat` (docs/protocol.md "HTTP API"): text turns streamed as tokens. One reply streams at a
+// time per socket (tokens carry no turn id, so two at once would interleave): later messages wait in order, up to
 // EVA_WS_CHAT_QUEUE, beyond which they get `rate_limited`. The text API's per-client bucket applies to each.
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { EvaError } from '../errors.js';

@@ -1,4 +1,4 @@
-// WebSocket `/ws` (DESIGN "Signaling"): one call per socket. The door and the socket limits at the upgrade; then
+// WebSocket `/ws` (docs/protocol.md): one call per socket. The door and the socket limits at the upgrade; then
 // per message the offer limits (rate, calls per client, EVA_MAX_CALLS), the text-turn rate and the session rule.
 // A socket that has no call for EVA_OFFER_TIMEOUT_S is closed, so idle sockets cannot pile up.
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';

@@ -1,5 +1,5 @@
 // Launches Debian's Chromium (/usr/bin/chromium) through playwright-core for browser tests, with a fake
-// microphone that plays a WAV file in a loop (WEBRTC-NOTES "Browser tests"). Never downloads a browser.
+// microphone that plays a WAV file in a loop. Never downloads a browser.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
