@@ -180,3 +180,29 @@ t.test('close() is idempotent, and a closed engine refuses new streams', async (
   await engine.close();
   t.throws(() => engine.createStream(() => {}), /closed/);
 });
+
+t.test('with many streams open, windows that complete a few ms apart share one batch; with few, each runs at once', async (t) => {
+  const speech = fixture16k('hello.wav').subarray(0, VAD_WINDOW);
+  const run = async (streams: number): Promise<{ batches: number; windows: number; waitedMs: number[] }> => {
+    const engine = await VadEngine.create(undefined, { batchWaitMs: 30, coalesceStreams: 4, skipQuiet: false });
+    const waitedMs: number[] = [];
+    const list = Array.from({ length: streams }, () => engine.createStream(() => waitedMs.push(performance.now())));
+    const t0 = performance.now();
+    // One window per stream, each in its own event-loop turn, 1 ms apart: arrivals like RTP from different calls.
+    for (const s of list) {
+      s.push(speech);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    for (let i = 0; i < 300 && waitedMs.length < streams; i++) await new Promise((r) => setTimeout(r, 5));
+    const out = { batches: engine.batches, windows: engine.windows, waitedMs: waitedMs.map((at) => at - t0) };
+    await engine.close();
+    return out;
+  };
+  const many = await run(6);
+  t.equal(many.windows, 6, 'every window got its probability');
+  t.ok(many.batches <= 2, `6 streams (coalescing from 4): ${many.windows} windows in ${many.batches} batch(es)`);
+  const few = await run(3);
+  t.equal(few.windows, 3);
+  t.ok(few.batches >= 2, `3 streams (below 4): ${few.batches} batches, none waiting for company`);
+  t.ok(Math.max(...few.waitedMs) < Math.max(...many.waitedMs), 'so their probabilities come sooner');
+});
