@@ -4,8 +4,10 @@
 //     reset by each scrape: one scrape opens the window, one closes it); when that endpoint is missing, the p99
 //     jitter of frame arrivals at the clients stands in for it, and the report says so; with EVA_WORKERS > 1
 //     (`--workers N`) each worker's lag (its `worker` label), the step judged by the worst;
-//   - audio underruns: a gap of more than 60 ms between two frames received on a call (EVA sends a frame every
-//     20 ms, silence included, so any such gap is a stall somewhere on the path);
+//   - audio underruns: a gap of more than 60 ms after a speech frame received on a call (EVA sends a frame every
+//     20 ms while it talks, and a few encoded zero frames after it, before any DTX silence, so any such gap is a
+//     stall somewhere on the path); frame jitter is each packet's arrival against its RTP timestamp, so DTX's
+//     400 ms between silence packets is not counted as jitter;
 //   - CPU of the EVA processes (from /proc/<pid>/stat; the workers' pids from /health) and RSS per call (/proc/<pid>/status).
 // Ramping stops at the first step with p99 lag > 20 ms or any underrun; "calls held" is the last step that passed.
 //
@@ -424,6 +426,8 @@ class LoadCall {
   private replyStartAt = 0;
   private lastAudibleAt = 0;
   private lastFrameAt = 0;
+  private lastTs = 0;
+  private lastAudible = false;
   // Window counters, reset by measure.
   w = { underruns: 0, maxGapMs: 0, audibleMs: 0, turns: 0, noReply: 0, perceived: [] as number[], since: 0 };
 
@@ -446,19 +450,26 @@ class LoadCall {
     this.w.since = now;
   }
 
-  onPacket(payload: Buffer): void {
+  onPacket(payload: Buffer, timestamp: number): void {
     if (!this.up || this.ended) return;
     const now = performance.now();
+    const audible = payload.length >= AUDIBLE_PACKET_BYTES;
     if (this.lastFrameAt) {
       const gap = now - this.lastFrameAt;
       if (this.lastFrameAt >= this.w.since) {
-        this.shared.gaps.add(gap);
-        if (gap > UNDERRUN_GAP_MS) this.w.underruns++;
-        if (gap > this.w.maxGapMs) this.w.maxGapMs = gap;
+        // Arrival against the sender's clock (48 kHz RTP timestamps): a 20 ms frame after 20 ms adds 20.
+        const tsGapMs = ((timestamp - this.lastTs) >>> 0) / 48;
+        this.shared.gaps.add(gap - tsGapMs + 20);
+        if (this.lastAudible) {
+          if (gap > UNDERRUN_GAP_MS) this.w.underruns++;
+          if (gap > this.w.maxGapMs) this.w.maxGapMs = gap;
+        }
       }
     }
     this.lastFrameAt = now;
-    if (payload.length < AUDIBLE_PACKET_BYTES) return;
+    this.lastTs = timestamp;
+    this.lastAudible = audible;
+    if (!audible) return;
     this.w.audibleMs += 20;
     this.lastAudibleAt = now;
     if (this.phase === 'wait') {
@@ -530,7 +541,7 @@ async function connectCall(wsUrl: string, shared: Shared, index: number, onEnd: 
     ws.once('error', reject);
   });
   let call: LoadCall | null = null;
-  const peer = new Peer({ onAudio: (p) => call?.onPacket(p) }, { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] });
+  const peer = new Peer({ onAudio: (p, _seq, ts) => call?.onPacket(p, ts) }, { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] });
   call = new LoadCall(ws, peer, shared, index);
   const answer = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no answer in 15 s')), 15_000);

@@ -83,6 +83,8 @@ t.test('stage rows divide self time by the units processed and give % of a core 
   t.equal(rows.find((r) => r.stage === 'GC')!.usPerUnit, 500, 'per call-second');
   t.same(rows.map((r) => r.stage), ['opus encode', 'opus decode', 'GC'], 'costliest first');
   t.equal(unitRates(0.5).window, 31.25, 'a 512-sample VAD window every 32 ms');
+  t.equal(unitRates(0.4, false).frame, 50, 'without DTX EVA sends a frame every 20 ms');
+  t.equal(unitRates(0.4).frame, 21.5, 'with DTX: 50/s while talking (40 %), one in 20 slots while quiet');
 });
 
 t.test('the same stage on two threads adds up', async (t) => {

@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { EchoGate } from '../media/echo-gate.js';
 import { rmsOf } from '../media/level.js';
 import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
-import { Pacer, PacerScheduler } from '../media/pacer.js';
+import { DTX_KEEPALIVE_FRAMES, Pacer, PacerScheduler } from '../media/pacer.js';
 import { PcmRing } from '../media/pcm-ring.js';
 import { Peer } from '../media/peer.js';
 import { createResampler } from '../media/resample.js';
@@ -185,9 +185,14 @@ export const STAGE_RULES: StageRule[] = [
 ];
 export const OTHER = { stage: 'other', unit: 'call·s' as StageUnit };
 
-/** Units per call per second: every call sends 50 packets/s (silence included) and EVA 50 frames/s. */
-export function unitRates(talkingFraction: number): Record<StageUnit, number> {
-  return { packet: 50, frame: 50, 'speech frame': 50 * talkingFraction, window: 16000 / VAD_WINDOW, 'call·s': 1 };
+/**
+ * Units per call per second: every call sends 50 packets/s (silence included); EVA sends 50 frames/s while it
+ * talks and, quiet, 50/s too or, with Opus DTX (EVA_OPUS_DTX, the default), one frame in DTX_KEEPALIVE_FRAMES.
+ */
+export function unitRates(talkingFraction: number, dtx = true): Record<StageUnit, number> {
+  const quietFrames = 50 * (1 - talkingFraction);
+  const frame = 50 * talkingFraction + (dtx ? quietFrames / DTX_KEEPALIVE_FRAMES : quietFrames);
+  return { packet: 50, frame, 'speech frame': 50 * talkingFraction, window: 16000 / VAD_WINDOW, 'call·s': 1 };
 }
 
 function ruleFor(frame: CpuProfile['nodes'][number]['callFrame'], rules: readonly StageRule[]): StageRule | undefined {
@@ -255,8 +260,8 @@ export function stageTimes(profile: CpuProfile, rules: readonly StageRule[] = ST
 }
 
 /** Stage rows for one thread's profile with `calls` calls up: µs per unit and % of a core per call. */
-export function stageRows(byStage: Map<string, { unit: StageUnit; ms: number }>, durationMs: number, calls: number, talkingFraction: number): StageRow[] {
-  const rates = unitRates(talkingFraction);
+export function stageRows(byStage: Map<string, { unit: StageUnit; ms: number }>, durationMs: number, calls: number, talkingFraction: number, dtx = true): StageRow[] {
+  const rates = unitRates(talkingFraction, dtx);
   const rows: StageRow[] = [];
   for (const [stage, { unit, ms }] of byStage) {
     const units = calls * (durationMs / 1000) * rates[unit];

@@ -42,7 +42,7 @@ function fakeScheduler() {
   };
 }
 
-function setup() {
+function setup(opts: { dtx?: boolean } = {}) {
   const enc = new OpusEncoder({ sampleRate: 24000 });
   const sent: { payload: Buffer; header: OutgoingHeader }[] = [];
   const played: FrameTag[] = [];
@@ -52,6 +52,7 @@ function setup() {
     encoder: enc,
     scheduler: sched,
     maxQueueMs: 200,
+    dtx: opts.dtx,
     send: (payload, header) => sent.push({ payload, header }),
     events: { talkStart: (at) => log.push(`start@${at}`), talkEnd: (at) => log.push(`end@${at}`), played: (tag) => played.push(tag) },
   });
@@ -73,6 +74,33 @@ t.test('an idle pacer sends one silence frame every 20 ms with continuous RTP nu
   const pcm = dec.decode(sent[10]!.payload);
   dec.close();
   t.ok(pcm.every((v) => Math.abs(v) < 50), 'the silence frame decodes to silence');
+});
+
+t.test('with DTX a quiet pacer sends one silence frame every 400 ms; talkspurts stay continuous and open with the marker', async (t) => {
+  const { enc, pacer, sent, played, advance } = setup({ dtx: true });
+  t.teardown(() => { pacer.close(); enc.close(); });
+  pacer.start();
+  advance(1000);
+  t.same(sent.map((s) => s.header.timestamp - sent[0]!.header.timestamp), [0, 19200, 38400], 'silence at 0, 400 and 800 ms: the timestamp follows the clock');
+  t.same(sent.map((s) => (s.header.sequenceNumber - sent[0]!.header.sequenceNumber) & 0xffff), [0, 1, 2], 'sequence numbers stay consecutive (nothing looks lost)');
+  t.equal(pacer.stats.dtxSlots, 48, 'the other 48 slots sent nothing');
+  const before = sent.length;
+  pacer.enqueue(new Int16Array(24000 * 0.1).map((_, i) => Math.round(6000 * Math.sin(i / 5))), 3); // 5 frames
+  pacer.flush();
+  await new Promise((r) => setImmediate(r)); // the reply starts at once
+  advance(400);
+  const spurt = sent.slice(before);
+  t.ok(spurt[0]!.header.marker, 'the first speech frame after DTX carries the marker');
+  t.equal(((spurt[0]!.header.timestamp - sent[before - 1]!.header.timestamp) >>> 0) % 960, 0, 'on the 20 ms timestamp grid');
+  t.same(played.map((p) => p.endMs), [20, 40, 60, 80, 100], 'every speech frame played');
+  // 5 speech frames and 3 encoded zero frames (the codec's tail), every 20 ms; then DTX again from the next slot.
+  const run = spurt.slice(0, 8);
+  for (let i = 1; i < run.length; i++) t.equal((run[i]!.header.timestamp - run[i - 1]!.header.timestamp) >>> 0, 960, `frame ${i} of the talkspurt and its tail 20 ms after the one before`);
+  t.equal(spurt.length, 9, 'then one silence packet opens the DTX period and the rest of the 400 ms sends nothing');
+  const dec = new OpusDecoder();
+  const pcm = dec.decode(spurt[8]!.payload);
+  dec.close();
+  t.ok(pcm.every((v) => Math.abs(v) < 50), 'the keep-alive frame decodes to silence');
 });
 
 t.test('queued speech is sent in order, tagged, with talkStart/talkEnd and the marker on the first frame', async (t) => {

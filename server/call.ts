@@ -34,6 +34,8 @@ export interface CallDeps {
   now?: () => number;
   /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode (media/rtp.ts PacketRateCap). */
   rtpMaxPps?: number;
+  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX). */
+  dtx?: boolean;
   /** A limit was hit: at most once per second per call for `rtp_pps`. */
   onLimit?(limit: 'rtp_pps'): void;
 }
@@ -76,6 +78,7 @@ export class Call implements RegisteredCall {
       now: this.now,
       peer: deps.peer,
       rtpMaxPps: deps.rtpMaxPps,
+      dtx: deps.dtx,
       onLimit: deps.onLimit,
       guard: (what, fn) => this.core.guard(what, fn),
       onAudio: (pcm) => this.core.pushAudio(pcm),

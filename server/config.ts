@@ -47,6 +47,8 @@ export interface EvaConfig {
   turnSecret?: string;
   /** EVA_RTP_PORTS: the UDP ports werift may bind for media, inclusive; undefined = any ephemeral port. */
   rtpPorts?: [number, number];
+  /** EVA_OPUS_DTX: while EVA is quiet it sends a silence packet every 400 ms instead of every 20 ms (media/pacer.ts). */
+  opusDtx: boolean;
   /** EVA_WORKERS: worker processes serving the same port; 1 = a single process (no supervisor). */
   workers: number;
   /** EVA_DRAIN_S: on SIGINT/SIGTERM, how long calls in progress may go on before they are ended. */
@@ -301,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     iceServers: parseIceServers(e.EVA_ICE_SERVERS),
     turnSecret: e.EVA_TURN_SECRET || undefined,
     rtpPorts: portRange(e),
+    opusDtx: int(e, 'EVA_OPUS_DTX', 1, 0, 1) === 1,
     workers: int(e, 'EVA_WORKERS', availableParallelism(), 1, 256),
     drainS: int(e, 'EVA_DRAIN_S', 10, 0, 3600),
     databaseUrl: databaseUrl(e.EVA_DATABASE_URL),

@@ -25,6 +25,8 @@ export interface MediaLegDeps {
   peer?: PeerOptions;
   /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode. */
   rtpMaxPps?: number;
+  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX; media/pacer.ts). Default false. */
+  dtx?: boolean;
   /** One decoded 20 ms frame, 16 kHz mono. */
   onAudio(pcm: Int16Array): void;
   /** The pacer's playout events, for the session core. */
@@ -84,7 +86,7 @@ export class MediaLeg implements CallMedia {
       deps.peer,
     );
     if (deps.onDataChannel) this.peer.onDataChannel((ch) => deps.onDataChannel!(ch));
-    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => this.peer.sendAudio(payload, header), events: deps.events }));
+    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => this.peer.sendAudio(payload, header), events: deps.events, dtx: deps.dtx }));
     this.sink = {
       sampleRate: this.encoder.sampleRate,
       enqueue: (pcm, segment) => pacer.enqueue(pcm, segment),

@@ -53,3 +53,30 @@ t.test('a spoken utterance comes back as speech-level audio, and talking over it
   await until(() => eva.server.calls.size === 0, 3000);
   t.equal(eva.server.calls.size, 0, 'hangup closes the call');
 });
+
+t.test('while quiet EVA sends Opus DTX: a silence packet every 400 ms, and replies still come through whole', async (t) => {
+  const quietRate = async (env: Record<string, string>): Promise<{ packets: number; echoedMs: number; sentMs: number }> => {
+    const eva = await startEva(t, { env });
+    const call = await ProbeCall.connect(eva.wsUrl);
+    try {
+      await call.waitFor((m) => m.type === 'ready');
+      await sleep(500);
+      const from = performance.now();
+      await sleep(2000);
+      const packets = call.heard.filter((f) => f.at >= from && f.at < from + 2000).length;
+      const hello = fixture16k('hello.wav');
+      const sent = await call.play(hello);
+      await until(() => call.audibleMs(sent.lastVoicedAt) >= 0.5 * (hello.length / 16), 8000);
+      await until(() => !!call.events.find((e) => e.at > sent.lastVoicedAt && e.msg.type === 'state' && e.msg.state === 'listening'), 8000);
+      return { packets, echoedMs: call.audibleMs(sent.lastVoicedAt), sentMs: hello.length / 16 };
+    } finally {
+      call.close();
+    }
+  };
+  const dtx = await quietRate({});
+  t.ok(dtx.packets >= 3 && dtx.packets <= 7, `default (DTX): ${dtx.packets} packets in 2 quiet seconds (one per 400 ms is 5)`);
+  t.ok(dtx.echoedMs >= 0.5 * dtx.sentMs, `with DTX the echo still plays (${dtx.echoedMs} of ${dtx.sentMs.toFixed(0)} ms)`);
+  const continuous = await quietRate({ EVA_OPUS_DTX: '0' });
+  t.ok(continuous.packets >= 80, `EVA_OPUS_DTX=0: ${continuous.packets} packets in 2 quiet seconds (one per 20 ms is 100)`);
+  t.ok(continuous.echoedMs >= 0.5 * continuous.sentMs, 'and the echo plays');
+});

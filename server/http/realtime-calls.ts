@@ -104,6 +104,7 @@ export function registerRealtimeCalls(app: TemplatedApp, ctx: RouteContext, opts
           initial,
           peer: peerOptionsFor(config, deps.worker?.index ?? 0),
           rtpMaxPps: limits.config.rtpMaxPps,
+          dtx: config.opusDtx,
           onLimit: (limit) => limits.hit(limit),
           onClosed: (c) => {
             open.delete(c.id);

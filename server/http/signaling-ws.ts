@@ -116,6 +116,7 @@ export function registerSignaling(app: TemplatedApp, ctx: RouteContext): Signali
           },
           peer: peerOptionsFor(config, deps.worker?.index ?? 0),
           rtpMaxPps: limits.config.rtpMaxPps,
+          dtx: config.opusDtx,
           onLimit: (limit) => limits.hit(limit),
         });
         s.call = call;

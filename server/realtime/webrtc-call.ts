@@ -31,6 +31,8 @@ export interface RealtimeCallDeps {
   initial?: Record<string, unknown>;
   peer?: PeerOptions;
   rtpMaxPps?: number;
+  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX). */
+  dtx?: boolean;
   onLimit?(limit: 'rtp_pps'): void;
   onClosed(call: RealtimeCall, reason: CallEndReason): void;
   now?: () => number;
@@ -64,6 +66,7 @@ export class RealtimeCall implements RegisteredCall {
       now: this.now,
       peer: deps.peer,
       rtpMaxPps: deps.rtpMaxPps,
+      dtx: deps.dtx,
       onLimit: deps.onLimit,
       guard,
       onAudio: (pcm) => this.session.pushAudio(pcm),

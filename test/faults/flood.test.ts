@@ -99,7 +99,8 @@ const need = 2 * (IDLE_SOCKETS + OFFERS) + 2 * OFFERS + 500;
 const skip = limit < need ? `needs ~${need} open files in one process and the limit is ${limit}: raise the hard limit (ulimit -Hn ${need})` : false;
 
 t.test('2,000 idle sockets and 200 offers that never connect, from other addresses, leave a running call and /health alone', { skip }, async (t) => {
-  const eva = await startEva(t, { env: { EVA_LOG_LEVEL: 'error' } });
+  // EVA's 20 ms silence frames are this test's heartbeat of its event loop: DTX (one every 400 ms) would hide stalls.
+  const eva = await startEva(t, { env: { EVA_LOG_LEVEL: 'error', EVA_OPUS_DTX: '0' } });
   const call = await ProbeCall.connect(eva.wsUrl);
   t.teardown(() => call.close());
   await call.waitFor((m) => m.type === 'ready');
