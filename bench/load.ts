@@ -22,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { OpusEncoder, enableFec } from '../media/opus.js';
 import { framesDue } from '../media/pacer-core.js';
+import { DTX_HANGOVER_FRAMES, DTX_KEEPALIVE_FRAMES, answerAsksDtx } from '../media/pacer.js';
 import { Peer } from '../media/peer.js';
 import { RtpSequencer } from '../media/rtp.js';
 import { decodeWav } from '../media/wav.js';
@@ -426,6 +427,9 @@ class LoadCall {
   private replyStartAt = 0;
   private lastAudibleAt = 0;
   private lastFrameAt = 0;
+  private quietFrames = 0;
+  /** Send DTX while quiet (EVA's answer asked for it). */
+  dtx = false;
   private lastTs = 0;
   private lastAudible = false;
   // Window counters, reset by measure.
@@ -499,12 +503,16 @@ class LoadCall {
     for (let k = 0; k < due.send; k++) {
       if (this.phase === 'talk' && this.clip) {
         this.peer.sendAudio(this.clip.packets[this.pkt++]!, this.seq.next(true));
+        this.quietFrames = 0;
         if (this.pkt >= this.clip.packets.length) {
           this.phase = 'wait';
           this.lastVoicedAt = now;
         }
       } else {
-        this.peer.sendAudio(this.shared.silence, this.seq.next(false));
+        // A browser asked for DTX (EVA's answer says usedtx=1) goes quiet after 200 ms: a packet every 400 ms.
+        const q = this.quietFrames++;
+        if (this.dtx && q >= DTX_HANGOVER_FRAMES && (q - DTX_HANGOVER_FRAMES) % DTX_KEEPALIVE_FRAMES !== 0) this.seq.skip(1);
+        else this.peer.sendAudio(this.shared.silence, this.seq.next(false));
       }
     }
     this.clock.sent += due.send + due.skip;
@@ -566,7 +574,9 @@ async function connectCall(wsUrl: string, shared: Shared, index: number, onEnd: 
   });
   try {
     ws.send(JSON.stringify({ type: 'offer', sdp: await peer.offer(), config: {} }));
-    await peer.accept(await answer);
+    const answerSdp = await answer;
+    await peer.accept(answerSdp);
+    call.dtx = answerAsksDtx(answerSdp);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([peer.whenConnected, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('WebRTC did not connect in 15 s')), 15_000)))]).finally(() =>
       clearTimeout(timer),

@@ -4,7 +4,7 @@
 import WebSocket from 'ws';
 import { rmsOf } from '../media/level.js';
 import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
-import { Pacer, PacerScheduler } from '../media/pacer.js';
+import { DTX_HANGOVER_FRAMES, Pacer, PacerScheduler, answerAsksDtx } from '../media/pacer.js';
 import { Peer, type PeerOptions } from '../media/peer.js';
 import type { CallConfig, ServerMessage } from '../server/signaling.js';
 import { audibleOnsetMs } from './latency.js';
@@ -62,6 +62,8 @@ export class ProbeCall {
   keepPcmSeconds = 120;
   private closed = false;
   private segment = 0;
+  /** Whether this caller sends DTX (the answer asked for it, see connect). */
+  dtx = false;
 
   private constructor(ws: WebSocket, peer: PeerOptions = { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] }) {
     this.ws = ws;
@@ -76,6 +78,8 @@ export class ProbeCall {
       encoder: this.enc,
       scheduler: ProbeCall.scheduler,
       maxQueueMs: 60_000,
+      // A browser's Opus keeps sending ~200 ms of quiet frames after speech before it goes into DTX.
+      tailFrames: DTX_HANGOVER_FRAMES,
       send: (payload, header) => this.peer.sendAudio(payload, header),
       events: { played: (tag) => this.played?.(tag.endMs, performance.now()) },
     });
@@ -101,7 +105,20 @@ export class ProbeCall {
    * Open `/ws`, offer, and resolve once the call is connected and `ready` arrived. `peer`: the caller's own peer
    * settings (default: loopback candidates only); the test/net/ callers in other namespaces set theirs.
    */
-  static async connect(wsUrl: string, opts: { config?: CallConfig; timeoutMs?: number; keepPcmSeconds?: number; peer?: PeerOptions } = {}): Promise<ProbeCall> {
+  static async connect(
+    wsUrl: string,
+    opts: {
+      config?: CallConfig;
+      timeoutMs?: number;
+      keepPcmSeconds?: number;
+      peer?: PeerOptions;
+      /**
+       * Send Opus DTX while quiet when the answer asks for it (`usedtx=1`), as a browser does: after 200 ms of
+       * silence (libopus's hangover), one silence packet every 400 ms. Default true; false: always every 20 ms.
+       */
+      dtx?: boolean;
+    } = {},
+  ): Promise<ProbeCall> {
     const ws = new WebSocket(wsUrl);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -117,6 +134,8 @@ export class ProbeCall {
       if (answer.type === 'error') throw new Error(`offer refused: ${answer.code}: ${answer.message}`);
       if (answer.type !== 'answer') throw new Error('unreachable');
       await call.peer.accept(answer.sdp);
+      call.dtx = opts.dtx !== false && answerAsksDtx(answer.sdp);
+      call.pacer.dtx = call.dtx;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         call.peer.whenConnected,

@@ -46,15 +46,25 @@ export interface PacerOptions {
   /**
    * Opus DTX while quiet: after the tail of a talkspurt, one silence packet every DTX_KEEPALIVE_FRAMES slots
    * instead of one per slot (about 60 % of a call's packets, each ~75 µs of werift's send path here, and as much
-   * of the receiver's work). Default false: a continuous 50 packets a second.
+   * of the receiver's work). Default false: a continuous 50 packets a second. `Pacer.dtx` can change it later (a
+   * caller that learns from the answer that the other side asked for DTX).
    */
   dtx?: boolean;
+  /** Zero frames encoded for real after speech, at the full rate, before the cached silence (and DTX). Default 3. */
+  tailFrames?: number;
 }
 
 /** Zero frames encoded for real after speech before switching to the cached silence packet. */
 const SILENCE_TAIL_FRAMES = 3;
 /** With DTX, a silence packet every 400 ms (libopus's own DTX refresh interval): the receiver knows the stream lives. */
 export const DTX_KEEPALIVE_FRAMES = 20;
+/** libopus goes into DTX after 200 ms without speech: a browser's quiet frames before its first DTX gap. */
+export const DTX_HANGOVER_FRAMES = 10;
+
+/** Whether a description asks its peer for Opus DTX (`usedtx=1` in an Opus fmtp). */
+export function answerAsksDtx(sdp: string): boolean {
+  return /^a=fmtp:\d+ .*\busedtx=1/m.test(sdp);
+}
 
 interface QueuedFrame {
   pcm: Int16Array;
@@ -80,7 +90,8 @@ export class Pacer {
   private talking = false;
   private held = false;
   private readonly startAtOnce: boolean;
-  private readonly dtx: boolean;
+  dtx: boolean;
+  private readonly tailLength: number;
   /** Silence slots since the talkspurt's tail ended (DTX sends the first of every DTX_KEEPALIVE_FRAMES). */
   private quietSlots = 0;
   private kickPending = false;
@@ -100,6 +111,7 @@ export class Pacer {
     this.maxFrames = Math.ceil((opts.maxQueueMs ?? 2000) / 20);
     this.startAtOnce = opts.startAtOnce ?? true;
     this.dtx = opts.dtx ?? false;
+    this.tailLength = opts.tailFrames ?? SILENCE_TAIL_FRAMES;
     this.partial = new Int16Array(this.enc.frameSamples);
     this.zeros = new Int16Array(this.enc.frameSamples);
   }
@@ -255,7 +267,7 @@ export class Pacer {
     }
     if (this.talking) {
       this.talking = false;
-      this.tailFrames = SILENCE_TAIL_FRAMES;
+      this.tailFrames = this.tailLength;
       this.events.talkEnd?.(now);
     }
     // A few real zero frames through the encoder let it decay naturally before the cached silence packet.

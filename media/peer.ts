@@ -95,6 +95,8 @@ export interface PeerOptions {
   iceTransportPolicy?: 'all' | 'relay';
   /** The UDP ports to bind, inclusive (EVA_RTP_PORTS); any ephemeral port when unset. */
   portRange?: [number, number];
+  /** Ask the other side for Opus DTX (`usedtx=1` in the Opus fmtp, RFC 7587): it may stop sending while quiet. */
+  askDtx?: boolean;
 }
 
 function keepCandidates(sdp: string, hosts: string[] | undefined): string {
@@ -103,6 +105,28 @@ function keepCandidates(sdp: string, hosts: string[] | undefined): string {
     .split('\r\n')
     .filter((l) => !l.startsWith('a=candidate:') || hosts.some((h) => l.includes(` ${h} `)))
     .join('\r\n');
+}
+
+/**
+ * `usedtx=1` on every Opus payload type of a description (RFC 7587 §7: the receiver prefers that the sender use
+ * DTX). werift answers with the offer's Opus parameters, so it is added to the text of the description it made.
+ */
+export function withUsedtx(sdp: string): string {
+  const lines = sdp.split('\r\n');
+  const opus = new Set(lines.map((l) => /^a=rtpmap:(\d+) opus\/48000/i.exec(l)?.[1]).filter((pt): pt is string => !!pt));
+  const out: string[] = [];
+  const hasFmtp = new Set(lines.map((l) => /^a=fmtp:(\d+) /.exec(l)?.[1]).filter((pt): pt is string => !!pt && opus.has(pt)));
+  for (const l of lines) {
+    const fmtp = /^a=fmtp:(\d+) (.*)$/.exec(l);
+    if (fmtp && opus.has(fmtp[1]!)) {
+      out.push(/(^|;)\s*usedtx=/.test(fmtp[2]!) ? l.replace(/usedtx=\d/, 'usedtx=1') : `${l};usedtx=1`);
+      continue;
+    }
+    out.push(l);
+    const map = /^a=rtpmap:(\d+) /.exec(l);
+    if (map && opus.has(map[1]!) && !hasFmtp.has(map[1]!)) out.push(`a=fmtp:${map[1]} usedtx=1`);
+  }
+  return out.join('\r\n');
 }
 
 export class Peer {
@@ -241,7 +265,8 @@ export class Peer {
     }
     const sdp = this.pc.localDescription?.sdp;
     if (!sdp) throw new SdpError('bad_sdp', 'no local description');
-    const out = keepCandidates(sdp, this.opts.onlyHosts);
+    const kept = keepCandidates(sdp, this.opts.onlyHosts);
+    const out = this.opts.askDtx ? withUsedtx(kept) : kept;
     if (!out.includes('a=candidate:')) throw new SdpError('bad_sdp', 'ICE gathering produced no candidates');
     return out;
   }

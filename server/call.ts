@@ -105,6 +105,11 @@ export class Call implements RegisteredCall {
     return this.leg.rxCap;
   }
 
+  /** 16 kHz samples of the caller's silence that never arrived (DTX) and went to the VAD as zeros. */
+  get rxFilledSamples(): number {
+    return this.leg.filledSamples;
+  }
+
   /** VAD windows taken for EVA's own echo while she spoke (not counted towards a barge-in). */
   get echoWindows(): number {
     return this.core.echoWindows;

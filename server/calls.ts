@@ -31,6 +31,11 @@ export class CallRegistry {
     return this.calls.size;
   }
 
+  /** The calls up now. */
+  values(): IterableIterator<RegisteredCall> {
+    return this.calls.values();
+  }
+
   has(id: string): boolean {
     return this.calls.has(id);
   }

@@ -16,6 +16,7 @@ import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
 import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
 import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker } from '../media/rtp.js';
+import { FILL_FRAME, RxClock, RxFillScheduler, type RxFillTarget } from '../media/rx-clock.js';
 
 export const LEG_RATE = 16000;
 
@@ -25,7 +26,11 @@ export interface MediaLegDeps {
   peer?: PeerOptions;
   /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode. */
   rtpMaxPps?: number;
-  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX; media/pacer.ts). Default false. */
+  /**
+   * Opus DTX both ways (EVA_OPUS_DTX): EVA's own silence goes out as DTX (media/pacer.ts), the answer asks the
+   * caller for it (`usedtx=1`), and the silence the caller does not send is handed on as zeros on time
+   * (media/rx-clock.ts). Default false.
+   */
   dtx?: boolean;
   /** One decoded 20 ms frame, 16 kHz mono. */
   onAudio(pcm: Int16Array): void;
@@ -48,6 +53,8 @@ export interface CallMedia {
   lastRtpAt: number;
   readonly rx: RtpReceiveTracker;
   readonly rxCap: PacketRateCap;
+  /** Samples of the caller's silence handed on as zeros because it was not sent (Opus DTX; media/rx-clock.ts). */
+  readonly filledSamples: number;
   /** The call's outgoing voice: 24 kHz PCM in, paced 20 ms Opus frames out. */
   readonly sink: AudioSink;
   /** Applies the remote offer; resolves with the complete answer (candidates included). */
@@ -69,6 +76,9 @@ export class MediaLeg implements CallMedia {
   private readonly decoder = new OpusDecoder(LEG_RATE);
   private readonly encoder = new OpusEncoder({ sampleRate: 24000 });
   private readonly pacer: Pacer;
+  /** With DTX: the caller's silence, handed on as zeros on time (media/rx-clock.ts). */
+  private readonly rxClock: RxClock | null;
+  private readonly filler: RxFillTarget = { fillIdle: (now) => this.fillIdle(now) };
   private live = false;
   private decodeErrors = 0;
   private closed = false;
@@ -79,12 +89,13 @@ export class MediaLeg implements CallMedia {
     this.rxCap = new PacketRateCap(deps.rtpMaxPps ?? DEFAULT_RTP_MAX_PPS);
     this.peer = new Peer(
       {
-        onAudio: (payload, seq) => deps.guard('RTP packet', () => this.onRtp(payload, seq)),
+        onAudio: (payload, seq, ts) => deps.guard('RTP packet', () => this.onRtp(payload, seq, ts)),
         onConnected: () => deps.guard('connect', () => deps.onConnected()),
         onClosed: (reason) => deps.onClosed(reason === 'dtls_closed' ? 'dtls_closed' : reason === 'failed' ? 'ice_failed' : 'hangup'),
       },
-      deps.peer,
+      { ...deps.peer, askDtx: deps.dtx },
     );
+    this.rxClock = deps.dtx ? new RxClock() : null;
     if (deps.onDataChannel) this.peer.onDataChannel((ch) => deps.onDataChannel!(ch));
     const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => this.peer.sendAudio(payload, header), events: deps.events, dtx: deps.dtx }));
     this.sink = {
@@ -123,9 +134,26 @@ export class MediaLeg implements CallMedia {
     this.live = true;
     this.lastRtpAt = this.deps.now();
     this.pacer.start();
+    if (this.rxClock) RxFillScheduler.shared.add(this.filler);
   }
 
-  private onRtp(payload: Buffer, seq: number): void {
+  /** Zeros for the stretch of silence a caller in DTX did not send, frame by frame as it becomes due. */
+  private fillIdle(now: number): void {
+    if (!this.live || this.closed || !this.rxClock) return;
+    const n = this.rxClock.due(now);
+    if (n > 0) this.deps.guard('silence fill', () => this.pushZeros(n));
+  }
+
+  private pushZeros(n: number): void {
+    for (let done = 0; done < n; done += FILL_FRAME) this.deps.onAudio(new Int16Array(Math.min(FILL_FRAME, n - done)));
+  }
+
+  /** Samples of the caller's silence handed on as zeros (DTX): for tests and the bench. */
+  get filledSamples(): number {
+    return this.rxClock?.filled ?? 0;
+  }
+
+  private onRtp(payload: Buffer, seq: number, ts: number): void {
     this.lastRtpAt = this.deps.now();
     if (!this.live || this.closed) return;
     // Late and duplicate packets, then packets beyond the per-call rate, are dropped before decode.
@@ -147,6 +175,11 @@ export class MediaLeg implements CallMedia {
       if (this.decodeErrors++ % 100 === 0) this.deps.log.warn('opus decode failed', { err, count: this.decodeErrors });
       return;
     }
+    if (this.rxClock) {
+      const zeros = this.rxClock.beforePacket(ts);
+      if (zeros > 0) this.pushZeros(zeros);
+      this.rxClock.afterPacket(ts, pcm.length, this.lastRtpAt);
+    }
     this.deps.onAudio(pcm);
   }
 
@@ -155,6 +188,7 @@ export class MediaLeg implements CallMedia {
     if (this.closed) return;
     this.closed = true;
     this.live = false;
+    RxFillScheduler.shared.remove(this.filler);
     this.pacer.close();
     this.encoder.close();
     this.decoder.close();

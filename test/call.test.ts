@@ -80,3 +80,32 @@ t.test('while quiet EVA sends Opus DTX: a silence packet every 400 ms, and repli
   t.ok(continuous.packets >= 80, `EVA_OPUS_DTX=0: ${continuous.packets} packets in 2 quiet seconds (one per 20 ms is 100)`);
   t.ok(continuous.echoedMs >= 0.5 * continuous.sentMs, 'and the echo plays');
 });
+
+t.test('EVA asks the caller for DTX; a caller in DTX still gets its turn ended and answered on time', async (t) => {
+  const run = async (dtx: boolean) => {
+    const eva = await startEva(t);
+    const call = await ProbeCall.connect(eva.wsUrl, { dtx });
+    try {
+      await call.waitFor((m) => m.type === 'ready');
+      const hello = fixture16k('hello.wav');
+      const sent = await call.play(hello);
+      const eot = await call.waitFor((m) => m.type === 'metrics', 8000, sent.startAt);
+      await until(() => !!call.firstAudible(sent.lastVoicedAt), 8000);
+      const heardAt = call.firstAudible(sent.lastVoicedAt)!.at - sent.lastVoicedAt;
+      await sleep(1000);
+      const server = [...eva.server.calls.values()][0] as unknown as { rxFilledSamples: number };
+      return { dtx: call.dtx, heardAt, filledMs: server.rxFilledSamples / 16, eot };
+    } finally {
+      call.close();
+    }
+  };
+  const withDtx = await run(true);
+  t.ok(withDtx.dtx, "EVA's answer carries usedtx=1 and the caller honours it");
+  t.ok(withDtx.filledMs >= 500, `EVA handed the silence the caller did not send to the VAD as zeros (${withDtx.filledMs.toFixed(0)} ms)`);
+  t.equal(withDtx.eot.type, 'metrics', 'the turn ended');
+  const without = await run(false);
+  t.notOk(without.dtx);
+  t.equal(without.filledMs, 0, 'a caller that sends every 20 ms needs no filling');
+  // Reported, not asserted tightly: the fill stays FILL_SLACK_MS (20 ms) behind the caller's clock.
+  t.ok(withDtx.heardAt < without.heardAt + 300, `echo heard ${withDtx.heardAt.toFixed(0)} ms after the last voiced sample with DTX, ${without.heardAt.toFixed(0)} ms without`);
+});

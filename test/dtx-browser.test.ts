@@ -1,5 +1,6 @@
 // Browser: what Chromium makes of EVA's Opus DTX (EVA_OPUS_DTX, on by default: while EVA is quiet, one silence
-// packet every 400 ms, the RTP timestamp following the clock, the marker bit on the next talkspurt). Read from
+// packet every 400 ms, the RTP timestamp following the clock, the marker bit on the next talkspurt; and its
+// answer asks the caller for DTX, usedtx=1, the silence not sent reaching the VAD as zeros, media/rx-clock.ts). Read from
 // the page's own RTCPeerConnection stats (inbound-rtp) over ~24 s of a call in which the fake microphone says
 // "Hello EVA, how are you today?" every 5.7 s and EVA (zero-config: the echo agent, eSpeak) answers each time.
 // Measured here: Chrome's jitter buffer held 10–15 ms of audio with DTX against 30–40 ms with 20 ms silence
@@ -10,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { launchChromium } from './helpers/chromium.js';
 import { spawnEva } from './helpers/server.js';
 
+interface OutboundAudio {
+  packetsSent: number;
+}
 interface InboundAudio {
   packetsReceived: number;
   jitterBufferDelay: number;
@@ -55,18 +59,27 @@ t.test('with DTX, Chromium keeps a small jitter buffer, conceals the quiet stret
   await page.evaluate(() => window.eva.connect());
   await page.waitForFunction(() => window.eva.connection === 'connected', null, { timeout: 15000 });
 
-  const read = (): Promise<InboundAudio | null> =>
+  const read = (): Promise<{ inbound: InboundAudio; outbound: OutboundAudio } | null> =>
     page.evaluate(async () => {
       const pc = window.__evaPcs[0];
       if (!pc) return null;
-      for (const r of (await pc.getStats()).values()) if (r.type === 'inbound-rtp' && r.kind === 'audio') return r as unknown as InboundAudio;
-      return null;
+      let inbound: unknown = null;
+      let outbound: unknown = null;
+      for (const r of (await pc.getStats()).values()) {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') inbound = r;
+        if (r.type === 'outbound-rtp' && r.kind === 'audio') outbound = r;
+      }
+      return inbound && outbound ? ({ inbound, outbound } as { inbound: InboundAudio; outbound: OutboundAudio }) : null;
     });
   const samples: InboundAudio[] = [];
+  const sent: number[] = [];
   for (let i = 0; i < 12; i++) {
     await new Promise((r) => setTimeout(r, 2000));
     const s = await read();
-    if (s) samples.push(s);
+    if (s) {
+      samples.push(s.inbound);
+      sent.push(s.outbound.packetsSent);
+    }
   }
   t.ok(samples.length >= 10, `the page's inbound audio stats were read (${samples.length} of 12 times)`);
   const first = samples[0]!;
@@ -74,6 +87,9 @@ t.test('with DTX, Chromium keeps a small jitter buffer, conceals the quiet stret
   const seconds = (samples.length - 1) * 2;
   const pps = (last.packetsReceived - first.packetsReceived) / seconds;
   t.ok(pps < 40, `fewer than 50 packets a second reached the page (${pps.toFixed(1)}/s: speech at 50/s, quiet at 2.5/s)`);
+  // EVA's answer asks for DTX (usedtx=1): Chrome's Opus stops sending in the fake microphone's silences too.
+  const micPps = (sent.at(-1)! - sent[0]!) / seconds;
+  t.ok(micPps < 40, `Chrome sent fewer than 50 packets a second (${micPps.toFixed(1)}/s): it honours usedtx=1`);
 
   // Mean playout delay of the audio emitted in each 2 s window, and in the second half against the first.
   const windows = samples.slice(1).map((s, i) => {
@@ -99,6 +115,6 @@ t.test('with DTX, Chromium keeps a small jitter buffer, conceals the quiet stret
   t.ok(mics.length >= 3 && heard >= mics.length - 1, `the page heard a reply to ${heard} of ${mics.length} utterances`);
   t.comment(
     `reply heard after the mic's talkspurt ended (ms): ${replies.map((r, i) => (r ? Math.round(r.start - mics[i]!.end!) : '-')).join(', ')}; ` +
-      `packets ${pps.toFixed(1)}/s; concealed ${concealed} samples, ${((100 * silent) / Math.max(1, concealed)).toFixed(0)} % silent`,
+      `packets ${pps.toFixed(1)}/s to the page, ${micPps.toFixed(1)}/s from it; concealed ${concealed} samples, ${((100 * silent) / Math.max(1, concealed)).toFixed(0)} % silent`,
   );
 });

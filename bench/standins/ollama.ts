@@ -11,7 +11,6 @@ import {
   stallUntilClosed,
   startCore,
   tokenize,
-  waitUntil,
   type ChatMessageLike,
   type FailSpec,
   type RequestContext,
