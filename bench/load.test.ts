@@ -74,3 +74,9 @@ t.test('an idle reading of ~10 ms is Node’s sampling interval and is subtracte
   t.equal(idleLagOffset(undefined), 0);
   t.equal(idleLagOffset(30), 0, 'a busy idle reading is not an offset');
 });
+
+t.test('a ramp by steps instead of doublings', async (t) => {
+  t.same(rampLevels(10, 60, 10), [10, 20, 30, 40, 50, 60]);
+  t.same(rampLevels(10, 45, 10), [10, 20, 30, 40, 45], 'the maximum closes the ramp');
+  t.same(rampLevels(10, 80), [10, 20, 40, 80], 'doubling without a step');
+});

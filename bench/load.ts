@@ -141,9 +141,10 @@ export function stepProblem(s: Pick<LoadStep, 'lagP99Ms' | 'jitterP99Ms' | 'unde
 }
 
 /** 10, 20, 40, 80 … up to max (doubling from `start`). */
-export function rampLevels(start: number, max: number): number[] {
+/** Call counts of the ramp: doubling from `start` (10, 20, 40, 80 …), or with `step` start, start+step, … ; then `max`. */
+export function rampLevels(start: number, max: number, step?: number): number[] {
   const out: number[] = [];
-  for (let n = start; n <= max; n *= 2) out.push(n);
+  for (let n = start; n <= max; n = step ? n + step : n * 2) out.push(n);
   if (out[out.length - 1] !== max && max > start) out.push(max);
   return out;
 }

@@ -41,6 +41,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load-only             only the load ramp
   --load-profile SPEC     profile for the load ramp (default groq)
   --load-max N            stop ramping at N calls (default 160; quick 8)
+  --load-step N           ramp by N calls a step (10, 20, 30 …) instead of doubling (10, 20, 40 …)
   --load-window MS        measuring window per step (default 15000; quick 5000)
   --workers N             EVA_WORKERS for the load ramp's EVA (default 1; the latency profiles always run one process)
   --out DIR               where results go (default bench/results)
@@ -61,6 +62,8 @@ export interface Args {
   load: boolean;
   loadProfile: BenchProfile;
   loadMax: number;
+  /** Ramp by this many calls a step instead of doubling. */
+  loadStep?: number;
   loadStart: number;
   loadWindowMs: number;
   /** EVA_WORKERS of the load ramp's EVA. */
@@ -112,6 +115,7 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--load-only': loadOnly = true; load = true; break;
       case '--load-profile': loadProfile = value(); break;
       case '--load-max': nums.loadMax = int(flag, value(), 1); break;
+      case '--load-step': nums.loadStep = int(flag, value(), 1); break;
       case '--load-window': nums.loadWindowMs = int(flag, value(), 1000); break;
       case '--workers': nums.workers = int(flag, value(), 1); break;
       case '--out': outDir = value(); break;
@@ -136,6 +140,7 @@ export function parseArgs(argv: readonly string[]): Args {
     load: load ?? !quick,
     loadProfile: parseBenchProfile(loadProfile),
     loadMax,
+    loadStep: nums.loadStep,
     loadStart: Math.min(quick ? 4 : 10, loadMax),
     loadWindowMs: nums.loadWindowMs ?? (quick ? 5000 : 15_000),
     workers: nums.workers ?? 1,
@@ -670,7 +675,7 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
 
 async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSignal): Promise<BenchResult['load']> {
   const p = args.loadProfile;
-  log(`\n== load (${p.label}): ramp ${rampLevels(args.loadStart, args.loadMax).join(', ')} calls, ${args.loadWindowMs / 1000} s per step`);
+  log(`\n== load (${p.label}): ramp ${rampLevels(args.loadStart, args.loadMax, args.loadStep).join(', ')} calls, ${args.loadWindowMs / 1000} s per step`);
   const mark = cleanups.length;
   try {
     const standins = await startStandins(p, utterances);
@@ -684,7 +689,7 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
     const load = await runLoad({
       httpUrl: eva.httpUrl,
       evaPid: eva.child.pid,
-      levels: rampLevels(args.loadStart, args.loadMax),
+      levels: rampLevels(args.loadStart, args.loadMax, args.loadStep),
       clips,
       settleMs: args.quick ? 2000 : 4000,
       windowMs: args.loadWindowMs,
@@ -791,7 +796,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
     }
     if (args.load && !ac.signal.aborted) {
-      result.config.load = { profile: args.loadProfile.label, levels: rampLevels(args.loadStart, args.loadMax), windowMs: args.loadWindowMs, settleMs: args.quick ? 2000 : 4000 };
+      result.config.load = { profile: args.loadProfile.label, levels: rampLevels(args.loadStart, args.loadMax, args.loadStep), windowMs: args.loadWindowMs, settleMs: args.quick ? 2000 : 4000 };
       result.load = await runLoadPhase(args, utterances, ac.signal);
     }
   } finally {
