@@ -398,6 +398,8 @@ export function profileStepTable(step: ProfileStep, before?: ProfileStep): strin
     `   over the profile: ${step.sampledPctPerCall.toFixed(2)}% of a core per call (threads, % of a core: ${step.threads.map((t) => `${t.thread} ${(((t.cpuMs ?? t.busyMs) / Math.max(1, t.durationMs)) * 100).toFixed(1)}`).join(', ')})` +
       (before ? `; before: ${before.sampledPctPerCall.toFixed(2)}% per call (${change(before.sampledPctPerCall, step.sampledPctPerCall)})` : ''),
   ];
+  const rate = (r: ProfileStep['rates']): string => (r?.packet !== undefined ? `${r.packet.toFixed(1)} packets received, ${r.frame!.toFixed(1)} frames sent` : '50 and 50 (nominal)');
+  if (step.rates || before?.rates) lines.push(`   per call per second: ${rate(step.rates)}${before ? `; before: ${rate(before.rates)}` : ''}`);
   if (step.unprofiled) {
     const u = step.unprofiled;
     lines.push(

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { STAGE_RULES, mergeRows, median, parseStagesArgs, stageRows, stageTimes, unitRates, type CpuProfile } from './stages.js';
+import { STAGE_RULES, mergeRows, median, parseRtpPackets, parseStagesArgs, stageRows, stageTimes, unitRates, type CpuProfile } from './stages.js';
 
 const frame = (functionName: string, url = '') => ({ functionName, url, lineNumber: 0, columnNumber: 0 });
 
@@ -121,4 +121,14 @@ t.test('options: calls, window, modes; bad values are refused with the usage', a
   t.throws(() => parseStagesArgs(['--micro-only', '--profile-only']), /exclude each other/);
   t.throws(() => parseStagesArgs(['--bogus']), /unknown option --bogus[\s\S]*usage/);
   t.throws(() => parseStagesArgs(['--compare']), /--compare needs a value/);
+});
+
+t.test("per-packet and per-frame units come from EVA's own packet counts when it has them", async (t) => {
+  const text = '# TYPE eva_rtp_packets_total counter\neva_rtp_packets_total{direction="received"} 1200\neva_rtp_packets_total{direction="sent"} 430\n';
+  t.same(parseRtpPackets(text), { received: 1200, sent: 430 });
+  t.equal(parseRtpPackets('eva_calls_open 3\n'), undefined, 'an EVA without the counter');
+  const rows = stageRows(new Map([['werift send (RTP, SRTP, UDP)', { unit: 'frame' as const, ms: 100 }]]), 10_000, 10, 0.4, { packet: 20, frame: 10 });
+  t.equal(rows[0]!.units, 10 * 10 * 10, '10 calls × 10 s × 10 frames a second');
+  t.equal(rows[0]!.usPerUnit, 100);
+  t.equal(unitRates(0.4, true, { packet: 20 }).packet, 20);
 });

@@ -79,6 +79,8 @@ export interface ProfileStep {
   calls: number;
   /** The load step measured over the same calls (lag, underruns, EVA CPU% from /proc, RSS). */
   load?: LoadStep;
+  /** Packets received and frames sent per call per second over the profile (EVA's eva_rtp_packets_total). */
+  rates?: MeasuredRates;
   threads: ThreadProfile[];
   /** Sum over the threads per stage (a stage may run on several). */
   rows: StageRow[];
@@ -189,10 +191,27 @@ export const OTHER = { stage: 'other', unit: 'call·s' as StageUnit };
  * Units per call per second: every call sends 50 packets/s (silence included); EVA sends 50 frames/s while it
  * talks and, quiet, 50/s too or, with Opus DTX (EVA_OPUS_DTX, the default), one frame in DTX_KEEPALIVE_FRAMES.
  */
-export function unitRates(talkingFraction: number, dtx = true): Record<StageUnit, number> {
+export function unitRates(talkingFraction: number, dtx = true, measured: MeasuredRates = {}): Record<StageUnit, number> {
   const quietFrames = 50 * (1 - talkingFraction);
-  const frame = 50 * talkingFraction + (dtx ? quietFrames / DTX_KEEPALIVE_FRAMES : quietFrames);
-  return { packet: 50, frame, 'speech frame': 50 * talkingFraction, window: 16000 / VAD_WINDOW, 'call·s': 1 };
+  const frame = measured.frame ?? 50 * talkingFraction + (dtx ? quietFrames / DTX_KEEPALIVE_FRAMES : quietFrames);
+  return { packet: measured.packet ?? 50, frame, 'speech frame': 50 * talkingFraction, window: 16000 / VAD_WINDOW, 'call·s': 1 };
+}
+
+/** Packets received and frames sent per call per second, counted by EVA (eva_rtp_packets_total) when it has them. */
+export interface MeasuredRates {
+  packet?: number;
+  frame?: number;
+}
+
+/** eva_rtp_packets_total by direction in a /metrics text (undefined: an EVA without the counter). */
+export function parseRtpPackets(text: string): { received: number; sent: number } | undefined {
+  const get = (dir: string): number | undefined => {
+    const m = new RegExp(`^eva_rtp_packets_total\\{[^}]*direction="${dir}"[^}]*\\}\\s+(\\S+)`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const received = get('received');
+  const sent = get('sent');
+  return received === undefined || sent === undefined ? undefined : { received, sent };
 }
 
 function ruleFor(frame: CpuProfile['nodes'][number]['callFrame'], rules: readonly StageRule[]): StageRule | undefined {
@@ -260,8 +279,14 @@ export function stageTimes(profile: CpuProfile, rules: readonly StageRule[] = ST
 }
 
 /** Stage rows for one thread's profile with `calls` calls up: µs per unit and % of a core per call. */
-export function stageRows(byStage: Map<string, { unit: StageUnit; ms: number }>, durationMs: number, calls: number, talkingFraction: number, dtx = true): StageRow[] {
-  const rates = unitRates(talkingFraction, dtx);
+export function stageRows(
+  byStage: Map<string, { unit: StageUnit; ms: number }>,
+  durationMs: number,
+  calls: number,
+  talkingFraction: number,
+  measured: MeasuredRates = {},
+): StageRow[] {
+  const rates = unitRates(talkingFraction, true, measured);
   const rows: StageRow[] = [];
   for (const [stage, { unit, ms }] of byStage) {
     const units = calls * (durationMs / 1000) * rates[unit];
@@ -658,6 +683,14 @@ async function memoryAfterGc(eva: EvaProcess): Promise<{ rssMb: number; heapUsed
   return { rssMb: rssMb(eva.child.pid!), heapUsedMb: mu.heapUsed / 2 ** 20, externalMb: mu.external / 2 ** 20, arrayBuffersMb: mu.arrayBuffers / 2 ** 20 };
 }
 
+async function rtpPackets(httpUrl: string): Promise<{ received: number; sent: number } | undefined> {
+  try {
+    return parseRtpPackets(await (await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text());
+  } catch {
+    return undefined;
+  }
+}
+
 async function openCalls(httpUrl: string): Promise<number> {
   try {
     const text = await (await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
@@ -810,6 +843,7 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
       const settleMs = 4000;
       let captured: Awaited<ReturnType<typeof profileThreads>> | undefined;
       let memory: Awaited<ReturnType<typeof memoryAfterGc>> | undefined;
+      let rates: MeasuredRates = {};
       const e = eva;
       // The profile runs inside the load step's measuring window: once the calls are up, after the GC and the
       // RSS reading (during the settle), for the window less a second at each end.
@@ -819,7 +853,12 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
         await sleep(1000);
         memory = await memoryAfterGc(e);
         await sleep(settleMs);
+        const before = await rtpPackets(e.httpUrl);
+        const t0 = performance.now();
         captured = await profileThreads(e, (args.windowMs - 2000) / 2, args.samplingUs);
+        const after = await rtpPackets(e.httpUrl);
+        const s = (performance.now() - t0) / 1000;
+        if (before && after) rates = { packet: (after.received - before.received) / calls / s, frame: (after.sent - before.sent) / calls / s };
       })();
       const load = await runLoad({ httpUrl: eva.httpUrl, evaPid: eva.child.pid, levels: [calls], clips, settleMs: settleMs + 1500, windowMs: args.windowMs, log: (l) => log(`   ${l}`) });
       await watcher.catch((err: unknown) => log(`   ! profile at ${calls} calls: ${(err as Error).message}`));
@@ -830,14 +869,14 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
         if (args.keepProfiles) write(`${calls}-${thread.replace(/[^\w-]/g, '_')}.cpuprofile`, JSON.stringify(profile));
         const t = stageTimes(profile, thread === 'main' ? STAGE_RULES : workerRules(thread));
         const busy = [...t.byStage.values()].reduce((sum, v) => sum + v.ms, 0);
-        threads.push(threadProfile(thread, t, busy, cpuMs, calls, talking));
+        threads.push(threadProfile(thread, t, busy, cpuMs, calls, talking, rates));
         if (thread === 'main') for (const f of t.top.slice(0, 12)) log(`     ${f.ms.toFixed(1).padStart(8)} ms sampled  ${f.stage.padEnd(44)} ${f.fn}  ${f.url}`);
       }
       if (captured) {
         // CPU of the threads nobody profiled: V8's GC helpers, libuv's pool, the inspector's own.
         const rest = captured.processCpuMs - threads.reduce((sum, t) => sum + (t.cpuMs ?? 0), 0);
         const d = captured.wallMs;
-        threads.push({ thread: 'other threads', durationMs: d, busyMs: rest, cpuMs: rest, rows: stageRows(new Map([['other threads (GC helpers, libuv, inspector)', { unit: 'call·s', ms: rest }]]), d, calls, talking) });
+        threads.push({ thread: 'other threads', durationMs: d, busyMs: rest, cpuMs: rest, rows: stageRows(new Map([['other threads (GC helpers, libuv, inspector)', { unit: 'call·s', ms: rest }]]), d, calls, talking, rates) });
       }
       const durationMs = threads[0]?.durationMs ?? 0;
       await sleep(1500); // the load clients hang up
@@ -846,6 +885,7 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
       result.profiles.push({
         calls,
         load: step,
+        rates,
         threads,
         rows: mergeRows(threads.map((t) => t.rows), durationMs, calls),
         sampledPctPerCall: durationMs > 0 ? (threads.reduce((sum, t) => sum + (t.cpuMs ?? t.busyMs), 0) / durationMs / calls) * 100 : 0,
@@ -870,10 +910,10 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
 }
 
 /** A thread's stage rows, its sampled times scaled to the CPU it really used (when known). */
-function threadProfile(thread: string, t: ReturnType<typeof stageTimes>, busyMs: number, cpuMs: number | undefined, calls: number, talking: number): ThreadProfile {
+function threadProfile(thread: string, t: ReturnType<typeof stageTimes>, busyMs: number, cpuMs: number | undefined, calls: number, talking: number, rates: MeasuredRates): ThreadProfile {
   const scale = cpuMs !== undefined && busyMs > 0 ? cpuMs / busyMs : 1;
   const scaled = new Map([...t.byStage].map(([k, v]) => [k, { unit: v.unit, ms: v.ms * scale }]));
-  return { thread, durationMs: t.durationMs, busyMs, cpuMs, rows: stageRows(scaled, t.durationMs, calls, talking) };
+  return { thread, durationMs: t.durationMs, busyMs, cpuMs, rows: stageRows(scaled, t.durationMs, calls, talking, rates) };
 }
 
 /** A worker thread's samples all belong to its stage (the VAD's inference, eSpeak's synthesis), idle aside. */
@@ -919,7 +959,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     profiles: [],
     notes: [
       'micro: median over 15 rounds (16 for the VAD) of the mean per unit in a round; one process, nothing else of EVA running',
-      'profiles: V8 sampling profiler over the inspector on EVA\'s main thread and each worker thread; a sample goes to the innermost frame a stage rule matches (bench/stages.ts STAGE_RULES); units from the nominal rates (50 packets and 50 frames a second per call, 31.25 VAD windows)',
+      'profiles: V8 sampling profiler over the inspector on EVA\'s main thread and each worker thread; a sample goes to the innermost frame a stage rule matches (bench/stages.ts STAGE_RULES); per-packet and per-frame units counted by EVA over the profile (eva_rtp_packets_total; without it, 50 packets and 50 frames a second per call), 31.25 VAD windows a second',
       'memory: RSS and the JS heap after a forced GC (HeapProfiler.collectGarbage), with the calls up, less the same before any call, per call',
     ],
   };

@@ -141,3 +141,10 @@ export class PacketRateCap {
     return 'drop_report';
   }
 }
+
+/**
+ * RTP packets of every call in this process since it started: received (each one werift delivered, before any
+ * drop), sent (EVA's voice, DTX silence included), and 16 kHz samples of a caller's silence filled in (DTX).
+ * server/metrics.ts exports them (eva_rtp_packets_total, eva_rtp_filled_seconds_total); the bench divides its stage costs by them.
+ */
+export const rtpTotals = { received: 0, sent: 0, filledSamples: 0 };

@@ -15,10 +15,11 @@ import { EvaError } from './errors.js';
 import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
 import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
-import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker } from '../media/rtp.js';
+import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker, rtpTotals } from '../media/rtp.js';
 import { FILL_FRAME, RxClock, RxFillScheduler, type RxFillTarget } from '../media/rx-clock.js';
 
 export const LEG_RATE = 16000;
+
 
 export interface MediaLegDeps {
   log: Logger;
@@ -97,7 +98,10 @@ export class MediaLeg implements CallMedia {
     );
     this.rxClock = deps.dtx ? new RxClock() : null;
     if (deps.onDataChannel) this.peer.onDataChannel((ch) => deps.onDataChannel!(ch));
-    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => this.peer.sendAudio(payload, header), events: deps.events, dtx: deps.dtx }));
+    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => {
+      rtpTotals.sent++;
+      this.peer.sendAudio(payload, header);
+    }, events: deps.events, dtx: deps.dtx }));
     this.sink = {
       sampleRate: this.encoder.sampleRate,
       enqueue: (pcm, segment) => pacer.enqueue(pcm, segment),
@@ -145,6 +149,7 @@ export class MediaLeg implements CallMedia {
   }
 
   private pushZeros(n: number): void {
+    rtpTotals.filledSamples += n;
     for (let done = 0; done < n; done += FILL_FRAME) this.deps.onAudio(new Int16Array(Math.min(FILL_FRAME, n - done)));
   }
 
@@ -155,6 +160,7 @@ export class MediaLeg implements CallMedia {
 
   private onRtp(payload: Buffer, seq: number, ts: number): void {
     this.lastRtpAt = this.deps.now();
+    rtpTotals.received++;
     if (!this.live || this.closed) return;
     // Late and duplicate packets, then packets beyond the per-call rate, are dropped before decode.
     const r = this.rx.accept(seq);

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { aggregateMetrics, createMetrics, createSupervisorMetrics, STAGES, type Metrics } from './metrics.js';
+import { rtpTotals } from '../media/rtp.js';
 
 // A strict reader of the Prometheus text exposition format (version 0.0.4): every line is a HELP, a TYPE, or a
 // sample of a family declared before it; it throws on the first line that is not.
@@ -263,4 +264,21 @@ t.test('loopLag() reports the delay since the previous call, apart from the scra
   t.ok(lag.p99Ms >= 0 && lag.p99Ms <= lag.maxMs, 'p99 at most the max');
   await new Promise((r) => setTimeout(r, 50));
   t.ok(m.loopLag().maxMs < lag.maxMs, 'and starts again after each read');
+});
+
+t.test("the process's RTP packet counts and DTX fill are exported as counters", async (t) => {
+  const m = make(t, false);
+  const before = parseExposition(await m.text());
+  const r0 = value(before, 'eva_rtp_packets_total', { direction: 'received' }) ?? NaN;
+  const s0 = value(before, 'eva_rtp_packets_total', { direction: 'sent' }) ?? NaN;
+  const f0 = value(before, 'eva_rtp_filled_seconds_total') ?? NaN;
+  rtpTotals.received += 50;
+  rtpTotals.sent += 21;
+  rtpTotals.filledSamples += 8000;
+  const after = parseExposition(await m.text());
+  t.equal((value(after, 'eva_rtp_packets_total', { direction: 'received' }) ?? NaN) - r0, 50);
+  t.equal((value(after, 'eva_rtp_packets_total', { direction: 'sent' }) ?? NaN) - s0, 21);
+  t.equal((value(after, 'eva_rtp_filled_seconds_total') ?? NaN) - f0, 0.5, '8000 samples at 16 kHz');
+  const again = parseExposition(await m.text());
+  t.equal(value(again, 'eva_rtp_packets_total', { direction: 'sent' }), value(after, 'eva_rtp_packets_total', { direction: 'sent' }), 'a scrape with nothing new adds nothing');
 });

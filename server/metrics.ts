@@ -7,6 +7,8 @@
 // figures that only make sense per process (open calls, event-loop lag) carry a `worker` label instead.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { rtpTotals } from '../media/rtp.js';
+import { RX_RATE } from '../media/rx-clock.js';
 
 export const STAGES = ['eou', 'stt', 'llm_ttft', 'first_sentence', 'tts_first_audio', 'first_audio', 'text_turn'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -185,6 +187,30 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     collect() {
       for (const q of LAG_QUANTILES) this.set({ quantile: String(q), ...workerLabel }, lagNs(lag, q) / 1e9);
       lag.reset();
+    },
+  });
+
+  // Process-wide totals kept by the media legs (a plain increment per packet); each registry exports its growth.
+  const rtpSeen = { received: 0, sent: 0, filledSamples: 0 };
+  new Counter({
+    name: 'eva_rtp_packets_total',
+    help: "RTP packets of the calls' audio: received (before any drop) and sent (EVA's voice, DTX silence included).",
+    labelNames: ['direction'],
+    registers,
+    collect() {
+      this.inc({ direction: 'received' }, rtpTotals.received - rtpSeen.received);
+      this.inc({ direction: 'sent' }, rtpTotals.sent - rtpSeen.sent);
+      rtpSeen.received = rtpTotals.received;
+      rtpSeen.sent = rtpTotals.sent;
+    },
+  });
+  new Counter({
+    name: 'eva_rtp_filled_seconds_total',
+    help: 'Silence that callers in Opus DTX did not send, handed to the VAD as zeros (EVA_OPUS_DTX).',
+    registers,
+    collect() {
+      this.inc((rtpTotals.filledSamples - rtpSeen.filledSamples) / RX_RATE);
+      rtpSeen.filledSamples = rtpTotals.filledSamples;
     },
   });
 
