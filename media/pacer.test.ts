@@ -250,3 +250,40 @@ t.test('silence after speech decodes to silence, even when speech was queued bef
   t.ok(levels.slice(0, 10).every((l) => l > 1000), 'speech frames are loud');
   t.ok(levels.slice(20).every((l) => l < 30), `silence frames are silent (max ${Math.max(...levels.slice(20)).toFixed(1)})`);
 });
+
+t.test('the shared scheduler serves the pacers due within its lookahead in one go, each at its own slot', async (t) => {
+  const sched = new PacerScheduler(() => 0);
+  const encs: OpusEncoder[] = [];
+  const sent: { pacer: number; at: number }[] = [];
+  const pacers = Array.from({ length: 10 }, (_, i) => {
+    const enc = new OpusEncoder({ sampleRate: 24000 });
+    encs.push(enc);
+    let at = 0;
+    const p = new Pacer({ encoder: enc, scheduler: sched, send: () => void sent.push({ pacer: i, at }), now: () => at });
+    p.start();
+    // Ten calls whose slots fall 2 ms apart (phases 0, 2, … 18 ms).
+    (p as unknown as { clock: { t0: number; sent: number } }).clock = { t0: i * 2, sent: 0 };
+    p.nextAt = i * 2;
+    const tick = p.tick.bind(p);
+    p.tick = (now: number) => ((at = now), tick(now));
+    return p;
+  });
+  t.teardown(() => {
+    for (const p of pacers) p.close();
+    for (const e of encs) e.close();
+  });
+  // Drive it as its timer would: fire at the earliest slot, serve, repeat, for 200 ms.
+  let fires = 0;
+  for (let now = 0; now < 200; ) {
+    sched.runDue(now);
+    fires++;
+    now = Math.min(...pacers.map((p) => p.nextAt));
+  }
+  const early = sent.filter((s) => s.at < 200); // the last callback may serve slots just past 200
+  t.equal(early.length, 100, 'every pacer sent one frame per 20 ms');
+  t.ok(fires <= 40, `${fires} timer callbacks for 100 frames (one per pacer slot would be 100)`);
+  for (let i = 0; i < 10; i++) {
+    const mine = early.filter((s) => s.pacer === i).map((s) => s.at);
+    t.same(mine, Array.from({ length: 10 }, (_, k) => i * 2 + k * 20), `pacer ${i} sent at its own slots, none late`);
+  }
+});
