@@ -1,15 +1,13 @@
 // WAL checkpoints off the event loop (store.ts). A checkpoint fsyncs the WAL and the database file: measured at
 // 10-16 ms here, on whichever thread commits when the WAL passes 1000 pages. So the store's connection never
 // checkpoints (wal_autocheckpoint=0) and this worker thread, with its own connection, runs a PASSIVE checkpoint
-// (which never blocks the writer) every CHECKPOINT_MS when the WAL has changed. Each one costs about the same
-// whatever it folds back (its fsyncs): every second it was ~2.7 % of a core with 20 calls writing turns
-// (bench/stages.ts "other workers"), so it runs every 5 s; the WAL grows by seconds of turns in between. If the worker cannot start or
+// (which never blocks the writer) every CHECKPOINT_MS when the WAL has changed. If the worker cannot start or
 // dies, the store's connection checkpoints again (the default), and the error is reported.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /** How often the worker folds the WAL back into the database file. */
-export const CHECKPOINT_MS = 5000;
+export const CHECKPOINT_MS = 1000;
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');

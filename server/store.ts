@@ -12,7 +12,7 @@
 //   the audio callbacks that produced them); a read flushes the queue first, so it sees every earlier write
 //   (store-writes.ts, which also holds the policy for a locked or failing file);
 // - the main connection never checkpoints (wal_autocheckpoint=0): a worker thread with its own connection runs a
-//   PASSIVE checkpoint every 5 s (CHECKPOINT_MS), so the fsync happens off the event loop (store-checkpoint.ts);
+//   PASSIVE checkpoint every second, so the fsync happens off the event loop (store-checkpoint.ts);
 // - the busy timeout is BUSY_TIMEOUT_MS, the longest a locked database may block the loop;
 // - a failing database never throws into a caller: reads return nothing, writes are dropped, the error goes to
 //   `onError` (the log), and `ping()` turns false until a write succeeds again (/health says "degraded");
