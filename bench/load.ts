@@ -22,8 +22,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { OpusEncoder, enableFec } from '../media/opus.js';
 import { framesDue } from '../media/pacer-core.js';
-import { DTX_HANGOVER_FRAMES, DTX_KEEPALIVE_FRAMES, answerAsksDtx } from '../media/pacer.js';
-import { Peer } from '../media/peer.js';
+import { DTX_HANGOVER_FRAMES, dtxSends } from '../media/pacer.js';
+import { Peer, answerAsksDtx } from '../media/peer.js';
 import { RtpSequencer } from '../media/rtp.js';
 import { decodeWav } from '../media/wav.js';
 import { UNDERRUN_GAP_MS, summarize, type Summary } from './latency.js';
@@ -512,7 +512,7 @@ class LoadCall {
       } else {
         // A browser asked for DTX (EVA's answer says usedtx=1) goes quiet after 200 ms: a packet every 400 ms.
         const q = this.quietFrames++;
-        if (this.dtx && q >= DTX_HANGOVER_FRAMES && (q - DTX_HANGOVER_FRAMES) % DTX_KEEPALIVE_FRAMES !== 0) this.seq.skip(1);
+        if (this.dtx && q >= DTX_HANGOVER_FRAMES && !dtxSends(q - DTX_HANGOVER_FRAMES)) this.seq.skip(1);
         else this.peer.sendAudio(this.shared.silence, this.seq.next(false));
       }
     }

@@ -4,8 +4,8 @@
 import WebSocket from 'ws';
 import { rmsOf } from '../media/level.js';
 import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
-import { DTX_HANGOVER_FRAMES, Pacer, PacerScheduler, answerAsksDtx } from '../media/pacer.js';
-import { Peer, type PeerOptions } from '../media/peer.js';
+import { DTX_HANGOVER_FRAMES, Pacer, PacerScheduler } from '../media/pacer.js';
+import { Peer, answerAsksDtx, type PeerOptions } from '../media/peer.js';
 import type { CallConfig, ServerMessage } from '../server/signaling.js';
 import { audibleOnsetMs } from './latency.js';
 
@@ -63,7 +63,9 @@ export class ProbeCall {
   private closed = false;
   private segment = 0;
   /** Whether this caller sends DTX (the answer asked for it, see connect). */
-  dtx = false;
+  get dtx(): boolean {
+    return this.pacer.dtx;
+  }
 
   private constructor(ws: WebSocket, peer: PeerOptions = { onlyHosts: ['127.0.0.1'], additionalHosts: ['127.0.0.1'] }) {
     this.ws = ws;
@@ -134,8 +136,7 @@ export class ProbeCall {
       if (answer.type === 'error') throw new Error(`offer refused: ${answer.code}: ${answer.message}`);
       if (answer.type !== 'answer') throw new Error('unreachable');
       await call.peer.accept(answer.sdp);
-      call.dtx = opts.dtx !== false && answerAsksDtx(answer.sdp);
-      call.pacer.dtx = call.dtx;
+      call.pacer.dtx = opts.dtx !== false && answerAsksDtx(answer.sdp);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         call.peer.whenConnected,

@@ -61,9 +61,9 @@ export const DTX_KEEPALIVE_FRAMES = 20;
 /** libopus goes into DTX after 200 ms without speech: a browser's quiet frames before its first DTX gap. */
 export const DTX_HANGOVER_FRAMES = 10;
 
-/** Whether a description asks its peer for Opus DTX (`usedtx=1` in an Opus fmtp). */
-export function answerAsksDtx(sdp: string): boolean {
-  return /^a=fmtp:\d+ .*\busedtx=1/m.test(sdp);
+/** In DTX, whether the `slot`-th quiet slot (0: the first after the hangover) carries a silence packet. */
+export function dtxSends(slot: number): boolean {
+  return slot % DTX_KEEPALIVE_FRAMES === 0;
 }
 
 interface QueuedFrame {
@@ -277,7 +277,7 @@ export class Pacer {
       this.stats.frames++;
       return;
     }
-    if (this.dtx && this.quietSlots++ % DTX_KEEPALIVE_FRAMES !== 0) {
+    if (this.dtx && !dtxSends(this.quietSlots++)) {
       // Nothing on the wire: the timestamp moves on, the sequence number does not (no loss to the receiver), and
       // the next speech frame gets the marker bit.
       this.seq.skip(1);

@@ -129,6 +129,11 @@ export function withUsedtx(sdp: string): string {
   return out.join('\r\n');
 }
 
+/** Whether a description asks its peer for Opus DTX (`usedtx=1` in an Opus fmtp). */
+export function answerAsksDtx(sdp: string): boolean {
+  return /^a=fmtp:\d+ .*\busedtx=1/m.test(sdp);
+}
+
 export class Peer {
   private readonly pc: RTCPeerConnection;
   private readonly track = new MediaStreamTrack({ kind: 'audio' });

@@ -34,7 +34,7 @@ export interface CallDeps {
   now?: () => number;
   /** Inbound packets per second decoded (EVA_RTP_MAX_PPS); more are dropped before decode (media/rtp.ts PacketRateCap). */
   rtpMaxPps?: number;
-  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX). */
+  /** Opus DTX both ways (EVA_OPUS_DTX; server/media-leg.ts). */
   dtx?: boolean;
   /** A limit was hit: at most once per second per call for `rtp_pps`. */
   onLimit?(limit: 'rtp_pps'): void;

@@ -47,7 +47,10 @@ export interface EvaConfig {
   turnSecret?: string;
   /** EVA_RTP_PORTS: the UDP ports werift may bind for media, inclusive; undefined = any ephemeral port. */
   rtpPorts?: [number, number];
-  /** EVA_OPUS_DTX: while EVA is quiet it sends a silence packet every 400 ms instead of every 20 ms (media/pacer.ts). */
+  /**
+   * EVA_OPUS_DTX: Opus DTX both ways: quiet, EVA sends a silence packet every 400 ms instead of every 20 ms
+   * (media/pacer.ts), and its answer asks the caller for DTX, the silence not sent filled in (media/rx-clock.ts).
+   */
   opusDtx: boolean;
   /** EVA_WORKERS: worker processes serving the same port; 1 = a single process (no supervisor). */
   workers: number;

@@ -15,11 +15,11 @@ import { EvaError } from './errors.js';
 import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
 import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
-import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker, rtpTotals } from '../media/rtp.js';
-import { FILL_FRAME, RxClock, RxFillScheduler, type RxFillTarget } from '../media/rx-clock.js';
+import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker, rtpTotals, type OutgoingHeader } from '../media/rtp.js';
+import { FILL_FRAME, RX_RATE, RxClock, RxFillScheduler, type RxFillTarget } from '../media/rx-clock.js';
 
-export const LEG_RATE = 16000;
-
+/** The rate of the caller's decoded audio (the VAD's and STT's), which the DTX fill counts in. */
+export const LEG_RATE = RX_RATE;
 
 export interface MediaLegDeps {
   log: Logger;
@@ -98,10 +98,11 @@ export class MediaLeg implements CallMedia {
     );
     this.rxClock = deps.dtx ? new RxClock() : null;
     if (deps.onDataChannel) this.peer.onDataChannel((ch) => deps.onDataChannel!(ch));
-    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send: (payload, header) => {
+    const send = (payload: Buffer, header: OutgoingHeader): void => {
       rtpTotals.sent++;
       this.peer.sendAudio(payload, header);
-    }, events: deps.events, dtx: deps.dtx }));
+    };
+    const pacer = (this.pacer = new Pacer({ encoder: this.encoder, send, events: deps.events, dtx: deps.dtx }));
     this.sink = {
       sampleRate: this.encoder.sampleRate,
       enqueue: (pcm, segment) => pacer.enqueue(pcm, segment),

@@ -31,7 +31,7 @@ export interface RealtimeCallDeps {
   initial?: Record<string, unknown>;
   peer?: PeerOptions;
   rtpMaxPps?: number;
-  /** Opus DTX while EVA is quiet (EVA_OPUS_DTX). */
+  /** Opus DTX both ways (EVA_OPUS_DTX; server/media-leg.ts). */
   dtx?: boolean;
   onLimit?(limit: 'rtp_pps'): void;
   onClosed(call: RealtimeCall, reason: CallEndReason): void;
