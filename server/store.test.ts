@@ -7,9 +7,11 @@ import { EvaError } from './errors.js';
 import { MIGRATIONS, openStore, SCHEMA_VERSION } from './store.js';
 import { storeContract } from '../test/store-contract.js';
 
+// maxRetries: the store's checkpoint worker closes its own connection after close() returns, and may still make
+// the WAL's -shm file while the directory goes (ENOTEMPTY); rmSync retries those.
 function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'eva-store-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
   return dir;
 }
 
