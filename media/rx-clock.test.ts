@@ -83,3 +83,17 @@ t.test('the shared scheduler ticks every target, survives a throw, and stops whe
   s.remove(good);
   t.equal(s.size, 0);
 });
+
+t.test('a late packet whose time was already filled is covered; skipping it keeps the stream on the RTP clock', async (t) => {
+  const c = new RxClock();
+  packet(c, 0, 0);
+  t.equal(c.due(40), 320);
+  t.equal(c.due(60), 320, 'two frames filled while the next packets were late');
+  t.ok(c.covered(960, 320), 'the packet stamped 960 lies wholly in filled time');
+  c.skipPacket(960, 320, 70);
+  t.ok(c.covered(1920, 320), 'and so does the next');
+  c.skipPacket(1920, 320, 71);
+  t.notOk(c.covered(2880, 320), 'the one after is new time');
+  t.equal(packet(c, 2880, 72), 0);
+  t.equal(c.pos, 4 * 320, 'no lead: silence was not counted twice');
+});

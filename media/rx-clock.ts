@@ -50,6 +50,24 @@ export class RxClock {
     return zeros;
   }
 
+  /**
+   * Whether the whole of a packet stamped `ts` and `samples` long lies in time already filled with zeros (it came
+   * later than the slack: a stall, not DTX). Its silence is then already handed on; see `skipPacket`.
+   */
+  covered(ts: number, samples: number): boolean {
+    if (this.anchorTs === null) return false;
+    const gap = Math.round(tsDiff(ts, this.anchorTs) / TICKS_PER_SAMPLE);
+    return gap >= 0 && gap <= MAX_GAP_SAMPLES && this.anchorPos + gap + samples <= this.pos;
+  }
+
+  /** A covered packet that held only silence was not handed on: its time was, as zeros. */
+  skipPacket(ts: number, samples: number, nowMs: number): void {
+    const gap = Math.round(tsDiff(ts, this.anchorTs!) / TICKS_PER_SAMPLE);
+    this.anchorTs = (ts + samples * TICKS_PER_SAMPLE) >>> 0;
+    this.anchorPos += gap + samples;
+    this.lastArrivalMs = nowMs;
+  }
+
   /** The packet stamped `ts` was handed on as `samples` samples at `nowMs`. */
   afterPacket(ts: number, samples: number, nowMs: number): void {
     this.pos += samples;

@@ -16,7 +16,12 @@ import { OpusDecoder, OpusEncoder } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
 import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
 import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker, rtpTotals, type OutgoingHeader } from '../media/rtp.js';
+import { rmsOf } from '../media/level.js';
+import { QUIET_RMS } from '../media/vad.js';
 import { FILL_FRAME, RX_RATE, RxClock, RxFillScheduler, type RxFillTarget } from '../media/rx-clock.js';
+
+/** Decoded 16-bit audio this quiet holds no speech (the VAD's near-silence, QUIET_RMS of full scale). */
+const QUIET_PCM_RMS = QUIET_RMS * 32768;
 
 /** The rate of the caller's decoded audio (the VAD's and STT's), which the DTX fill counts in. */
 export const LEG_RATE = RX_RATE;
@@ -183,6 +188,12 @@ export class MediaLeg implements CallMedia {
       return;
     }
     if (this.rxClock) {
+      // A late packet of silence whose time the filler already handed on as zeros would count that silence twice
+      // (a stall inside a pause would lengthen the pause the VAD hears): it is dropped. Speech never is.
+      if (this.rxClock.covered(ts, pcm.length) && rmsOf(pcm) < QUIET_PCM_RMS) {
+        this.rxClock.skipPacket(ts, pcm.length, this.lastRtpAt);
+        return;
+      }
       const zeros = this.rxClock.beforePacket(ts);
       if (zeros > 0) this.pushZeros(zeros);
       this.rxClock.afterPacket(ts, pcm.length, this.lastRtpAt);
