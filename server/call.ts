@@ -2,7 +2,7 @@
 // peer, Opus decoder and encoder, the real-time pacer) around the transport-independent SessionCore
 // (session-core.ts: VAD stream, turn detector, echo gate, audio ring, agent), and close() releases all of it,
 // once, whatever ended the call: hangup, the signaling socket closing, DTLS close, ICE failure, or the RTP
-// watchdog (no packet for 1 s; werift alone would notice a vanished peer only after ~30 s).
+// watchdog (no packet for 1 s, 2 s with DTX; werift alone would notice a vanished peer only after ~30 s).
 import { randomUUID } from 'node:crypto';
 import type { Agent, AgentFactory } from './agent.js';
 import { EvaError } from './errors.js';
@@ -18,6 +18,11 @@ import type { VadEngine } from '../media/vad.js';
 
 /** No RTP for this long ends a connected call (measured to fire at 1.01–1.07 s in the prototype). */
 export const RTP_TIMEOUT_MS = 1000;
+/**
+ * The same with Opus DTX: a quiet caller sends one packet per 400 ms (Chrome, and EVA's own keep-alive), so 1 s
+ * is only 600 ms of slack for jitter or a stalled sender; 2 s allows five missed keep-alives.
+ */
+export const RTP_TIMEOUT_DTX_MS = 2000;
 /** An offer that has not connected by then is abandoned. */
 export const CONNECT_TIMEOUT_MS = 15_000;
 
@@ -91,6 +96,10 @@ export class Call implements RegisteredCall {
   /** For the watchdog: performance.now() of the last RTP packet or of the offer. */
   get lastRtpAt(): number {
     return this.leg.lastRtpAt;
+  }
+
+  get dtx(): boolean {
+    return this.leg.dtx;
   }
 
   set lastRtpAt(at: number) {

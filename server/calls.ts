@@ -1,6 +1,6 @@
 // The process's open calls — EVA's `/ws` calls and Realtime WebRTC calls alike — and the one sweep timer that enforces every call's timeouts (one timer for all
 // calls rather than one per call).
-import { CONNECT_TIMEOUT_MS, RTP_TIMEOUT_MS, type CallEndReason } from './call.js';
+import { CONNECT_TIMEOUT_MS, RTP_TIMEOUT_DTX_MS, RTP_TIMEOUT_MS, type CallEndReason } from './call.js';
 
 /** What the registry needs of a call, whichever protocol drives it (call.ts, realtime/webrtc-call.ts). */
 export interface RegisteredCall {
@@ -8,12 +8,17 @@ export interface RegisteredCall {
   readonly state: string;
   /** performance.now() of the last RTP packet, or of the offer. */
   readonly lastRtpAt: number;
+  /** Opus DTX is on for the call: a quiet caller sends a packet per 400 ms, not per 20 ms. */
+  readonly dtx: boolean;
   close(reason: CallEndReason): void;
 }
 
-/** The watchdog every WebRTC call gets: no RTP for RTP_TIMEOUT_MS once connected, no connection by CONNECT_TIMEOUT_MS. */
-export function timedOut(state: string, lastRtpAt: number, now: number): CallEndReason | null {
-  if (state === 'connected' && now - lastRtpAt > RTP_TIMEOUT_MS) return 'rtp_timeout';
+/**
+ * The watchdog every WebRTC call gets: no RTP for RTP_TIMEOUT_MS (RTP_TIMEOUT_DTX_MS with DTX) once connected, no
+ * connection by CONNECT_TIMEOUT_MS.
+ */
+export function timedOut(state: string, lastRtpAt: number, now: number, dtx = false): CallEndReason | null {
+  if (state === 'connected' && now - lastRtpAt > (dtx ? RTP_TIMEOUT_DTX_MS : RTP_TIMEOUT_MS)) return 'rtp_timeout';
   if (state === 'connecting' && now - lastRtpAt > CONNECT_TIMEOUT_MS) return 'connect_timeout';
   return null;
 }
@@ -44,7 +49,9 @@ export class CallRegistry {
     this.calls.set(call.id, call);
     this.total++;
     if (!this.timer) {
-      this.timer = setInterval(() => this.sweep(), SWEEP_MS);
+      // The judging waits for the poll phase: after a stall of this process's event loop the timer fires
+      // before the packets that arrived meanwhile have been read, and would end calls that kept sending.
+      this.timer = setInterval(() => setImmediate(() => this.sweep()), SWEEP_MS);
       this.timer.unref();
     }
   }
@@ -60,7 +67,7 @@ export class CallRegistry {
   private sweep(): void {
     const now = performance.now();
     for (const c of [...this.calls.values()]) {
-      const reason = timedOut(c.state, c.lastRtpAt, now);
+      const reason = timedOut(c.state, c.lastRtpAt, now, c.dtx);
       if (reason) c.close(reason);
     }
   }

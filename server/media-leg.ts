@@ -57,6 +57,8 @@ export interface MediaLegDeps {
 export interface CallMedia {
   /** performance.now() of the last RTP packet (or of the offer): the call's watchdog reads it. */
   lastRtpAt: number;
+  /** Opus DTX is asked of the caller (the watchdog then allows the gaps of its keep-alives). */
+  readonly dtx: boolean;
   readonly rx: RtpReceiveTracker;
   readonly rxCap: PacketRateCap;
   /** Samples of the caller's silence handed on as zeros because it was not sent (Opus DTX; media/rx-clock.ts). */
@@ -74,6 +76,7 @@ export interface CallMedia {
 export class MediaLeg implements CallMedia {
   /** For the watchdog: the time of the last RTP packet, or of the offer. */
   lastRtpAt: number;
+  readonly dtx: boolean;
   readonly rx = new RtpReceiveTracker();
   readonly rxCap: PacketRateCap;
   private readonly peer: Peer;
@@ -92,6 +95,7 @@ export class MediaLeg implements CallMedia {
   constructor(deps: MediaLegDeps) {
     this.deps = deps;
     this.lastRtpAt = deps.now();
+    this.dtx = deps.dtx ?? false;
     this.rxCap = new PacketRateCap(deps.rtpMaxPps ?? DEFAULT_RTP_MAX_PPS);
     this.peer = new Peer(
       {

@@ -102,6 +102,10 @@ export class RealtimeCall implements RegisteredCall {
     return this.leg.lastRtpAt;
   }
 
+  get dtx(): boolean {
+    return this.leg.dtx;
+  }
+
   /** Applies the client's offer; resolves with the complete answer. Throws EvaError (bad_sdp, no_audio, call_failed). */
   async answer(offerSdp: string): Promise<string> {
     const sdp = await this.leg.answer(offerSdp);
