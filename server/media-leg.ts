@@ -194,13 +194,14 @@ export class MediaLeg implements CallMedia {
     if (this.rxClock) {
       // A late packet of silence whose time the filler already handed on as zeros would count that silence twice
       // (a stall inside a pause would lengthen the pause the VAD hears): it is dropped. Speech never is.
-      if (this.rxClock.covered(ts, pcm.length) && rmsOf(pcm) < QUIET_PCM_RMS) {
+      const quiet = rmsOf(pcm) < QUIET_PCM_RMS;
+      if (quiet && this.rxClock.covered(ts, pcm.length)) {
         this.rxClock.skipPacket(ts, pcm.length, this.lastRtpAt);
         return;
       }
       const zeros = this.rxClock.beforePacket(ts);
       if (zeros > 0) this.pushZeros(zeros);
-      this.rxClock.afterPacket(ts, pcm.length, this.lastRtpAt);
+      this.rxClock.afterPacket(ts, pcm.length, this.lastRtpAt, quiet);
     }
     this.deps.onAudio(pcm);
   }
