@@ -17,6 +17,11 @@ export const MAX_QUEUED_WRITES = 10_000;
 const BUSY_BACKOFF_MS = 50;
 const BUSY_BACKOFF_MAX_MS = 1000;
 const BUSY_GIVE_UP_MS = 60_000;
+/**
+ * A lock is reported once it has lasted this long: EVA's workers share the SQLite file and a write of one can
+ * briefly find the other's lock (seen at 60 calls on 2 workers), which the retries absorb and is no fault.
+ */
+export const BUSY_REPORT_MS = 1000;
 
 /** One queued write; `C` is what the store's commit hands it (nothing for SQLite, a pg client for PostgreSQL). */
 export interface Write<C = void> {
@@ -50,6 +55,7 @@ export class WriteQueue<C = void> {
   private timer: NodeJS.Timeout | null = null;
   /** While the file is locked by another connection: since when, and the current backoff. */
   private busySince: number | null = null;
+  private busyReported = false;
   private backoffMs = 0;
   private dropped = 0;
   private closed = false;
@@ -117,10 +123,17 @@ export class WriteQueue<C = void> {
       // Locked by another connection: keep the writes, in order, and try again later.
       if (this.busySince === null) {
         this.busySince = at;
+        this.busyReported = false;
         this.backoffMs = BUSY_BACKOFF_MS;
-        this.report(`the database is locked; ${batch.length} writes wait (retried with a backoff for up to ${BUSY_GIVE_UP_MS / 1000} s)`, err);
       } else {
         this.backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, this.backoffMs * 2);
+        if (!this.busyReported && at - this.busySince >= BUSY_REPORT_MS) {
+          this.busyReported = true;
+          this.report(
+            `the database has been locked for ${((at - this.busySince) / 1000).toFixed(1)} s; ${batch.length} writes wait (retried with a backoff for up to ${BUSY_GIVE_UP_MS / 1000} s)`,
+            err,
+          );
+        }
       }
       this.queue = batch.concat(this.queue);
       this.schedule();
