@@ -15,6 +15,8 @@
 // still handed on whole, and the stream runs that much ahead of the RTP clock (bounded by the network's jitter
 // beyond the slack, once per quiet stretch). Losses inside speech fill the same way (with zeros, not PLC).
 
+import { everyAfterPoll } from './after-poll.js';
+
 /** PCM rate of what the clock hands on (the decoder's, the VAD's). */
 export const RX_RATE = 16000;
 const TICKS_PER_SAMPLE = 48000 / RX_RATE;
@@ -121,8 +123,8 @@ export interface RxFillTarget {
 
 /**
  * One 20 ms timer for every call's filler (unref'd: it never keeps the process alive). A tick runs after the poll
- * phase: after a stall of this process's loop the timer fires before the packets that queued meanwhile are read,
- * and would fill their time with zeros.
+ * phase (after-poll.ts), so packets that queued during a stall of this process's loop are read before their time
+ * would be filled with zeros.
  */
 export class RxFillScheduler {
   static readonly shared = new RxFillScheduler();
@@ -137,8 +139,7 @@ export class RxFillScheduler {
   add(t: RxFillTarget): void {
     this.targets.add(t);
     if (!this.timer) {
-      this.timer = setInterval(() => setImmediate(() => this.tick()), this.everyMs);
-      this.timer.unref();
+      this.timer = everyAfterPoll(() => this.tick(), this.everyMs);
     }
   }
 

@@ -1,9 +1,7 @@
 // The calls' watchdog (calls.ts): its timeouts, and that a stall of EVA's own event loop does not end a call whose
 // packets kept arriving while the loop was blocked.
-import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import t from 'tap';
+import { blockLoop, countingSocket, readAtLeast, udpSender } from '../test/helpers/stall.js';
 import { CONNECT_TIMEOUT_MS, RTP_TIMEOUT_DTX_MS, RTP_TIMEOUT_MS, type CallEndReason } from './call.js';
 import { CallRegistry, SWEEP_MS, timedOut } from './calls.js';
 
@@ -18,49 +16,33 @@ t.test('timeouts: 1 s of no RTP, 2 s with DTX (five missed 400 ms keep-alives), 
 });
 
 t.test('a blocked event loop does not end a call whose packets arrived meanwhile: they are read before the watchdog judges', async (t) => {
-  const sock = dgram.createSocket('udp4');
-  sock.bind(0, '127.0.0.1');
-  await once(sock, 'listening');
-  const port = sock.address().port;
+  const sock = await countingSocket();
   const ended: CallEndReason[] = [];
-  const call = { id: 'c1', state: 'connected', lastRtpAt: performance.now(), dtx: false, close: (r: CallEndReason) => ended.push(r) };
-  let packets = 0;
-  sock.on('message', () => {
-    packets++;
-    call.lastRtpAt = performance.now();
-  });
+  const call = {
+    id: 'c1',
+    state: 'connected',
+    dtx: false,
+    get lastRtpAt() {
+      return sock.lastArrival;
+    },
+    close: (r: CallEndReason) => void ended.push(r),
+  };
   const registry = new CallRegistry(10);
   registry.add(call);
   t.teardown(() => {
     registry.remove(call);
     sock.close();
   });
-  // A sender in its own process (it goes on while this loop is blocked): a packet every 20 ms for 4 s.
-  const sender = spawn(
-    process.execPath,
-    ['-e', `const s = require('node:dgram').createSocket('udp4'); const end = Date.now() + 4000;
-      const tick = () => { if (Date.now() > end) return s.close(); s.send(Buffer.alloc(20), ${port}, '127.0.0.1'); setTimeout(tick, 20); }; tick();`],
-    { stdio: 'ignore' },
-  );
+  // A packet every 20 ms for 4 s, from a process this loop's stall does not stop.
+  const sender = udpSender(sock.port, 20, 4000);
   t.teardown(() => sender.kill());
-  const deadline = performance.now() + 10_000;
-  while (packets < 10 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.ok(packets >= 10, `the sender's packets arrive (${packets})`);
-  const before = packets;
-  // Block the loop in a timer callback for longer than the RTP timeout; the watchdog's interval is overdue when
-  // it returns and fires in the same timers phase, before the poll phase has read what queued in the socket.
-  const blockMs = RTP_TIMEOUT_MS + 500;
-  await new Promise<void>((resolve) =>
-    setTimeout(() => {
-      const until = performance.now() + blockMs;
-      while (performance.now() < until) {
-        // busy: this process's event loop is stalled
-      }
-      resolve();
-    }, SWEEP_MS / 2),
-  );
+  t.ok(await readAtLeast(sock, 10), `the sender's packets arrive (${sock.packets})`);
+  const before = sock.packets;
+  // Blocked for longer than the RTP timeout: the watchdog's interval is overdue when the loop goes on, and fires
+  // in the same timers phase, before the poll phase has read what queued in the socket.
+  await blockLoop(RTP_TIMEOUT_MS + 500, SWEEP_MS / 2);
   await new Promise((r) => setTimeout(r, 4 * SWEEP_MS));
-  t.ok(packets > before, `the packets sent during the stall were read (${packets - before})`);
+  t.ok(sock.packets > before, `the packets sent during the stall were read (${sock.packets - before})`);
   t.same(ended, [], 'the call was not ended for the stall of its own server');
   // The watchdog still works: with the sender gone, the call ends with rtp_timeout.
   sender.kill();

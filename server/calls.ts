@@ -1,5 +1,6 @@
 // The process's open calls — EVA's `/ws` calls and Realtime WebRTC calls alike — and the one sweep timer that enforces every call's timeouts (one timer for all
 // calls rather than one per call).
+import { everyAfterPoll } from '../media/after-poll.js';
 import { CONNECT_TIMEOUT_MS, RTP_TIMEOUT_DTX_MS, RTP_TIMEOUT_MS, type CallEndReason } from './call.js';
 
 /** What the registry needs of a call, whichever protocol drives it (call.ts, realtime/webrtc-call.ts). */
@@ -17,7 +18,7 @@ export interface RegisteredCall {
  * The watchdog every WebRTC call gets: no RTP for RTP_TIMEOUT_MS (RTP_TIMEOUT_DTX_MS with DTX) once connected, no
  * connection by CONNECT_TIMEOUT_MS.
  */
-export function timedOut(state: string, lastRtpAt: number, now: number, dtx = false): CallEndReason | null {
+export function timedOut(state: string, lastRtpAt: number, now: number, dtx: boolean): CallEndReason | null {
   if (state === 'connected' && now - lastRtpAt > (dtx ? RTP_TIMEOUT_DTX_MS : RTP_TIMEOUT_MS)) return 'rtp_timeout';
   if (state === 'connecting' && now - lastRtpAt > CONNECT_TIMEOUT_MS) return 'connect_timeout';
   return null;
@@ -49,10 +50,9 @@ export class CallRegistry {
     this.calls.set(call.id, call);
     this.total++;
     if (!this.timer) {
-      // The judging waits for the poll phase: after a stall of this process's event loop the timer fires
-      // before the packets that arrived meanwhile have been read, and would end calls that kept sending.
-      this.timer = setInterval(() => setImmediate(() => this.sweep()), SWEEP_MS);
-      this.timer.unref();
+      // Judged after the poll phase (after-poll.ts): packets that queued during a stall of this process's loop
+      // are read first, so a call that kept sending is not ended.
+      this.timer = everyAfterPoll(() => this.sweep(), SWEEP_MS);
     }
   }
 

@@ -76,7 +76,6 @@ export interface CallMedia {
 export class MediaLeg implements CallMedia {
   /** For the watchdog: the time of the last RTP packet, or of the offer. */
   lastRtpAt: number;
-  readonly dtx: boolean;
   readonly rx = new RtpReceiveTracker();
   readonly rxCap: PacketRateCap;
   private readonly peer: Peer;
@@ -95,7 +94,6 @@ export class MediaLeg implements CallMedia {
   constructor(deps: MediaLegDeps) {
     this.deps = deps;
     this.lastRtpAt = deps.now();
-    this.dtx = deps.dtx ?? false;
     this.rxCap = new PacketRateCap(deps.rtpMaxPps ?? DEFAULT_RTP_MAX_PPS);
     this.peer = new Peer(
       {
@@ -161,6 +159,11 @@ export class MediaLeg implements CallMedia {
   private pushZeros(n: number): void {
     rtpTotals.filledSamples += n;
     for (let done = 0; done < n; done += FILL_FRAME) this.deps.onAudio(new Int16Array(Math.min(FILL_FRAME, n - done)));
+  }
+
+  /** Opus DTX is on: the receive clock exists only then. */
+  get dtx(): boolean {
+    return this.rxClock !== null;
   }
 
   /** Samples of the caller's silence handed on as zeros (DTX): for tests and the bench. */
