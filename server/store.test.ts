@@ -137,7 +137,9 @@ t.test('a locked database (SQLITE_BUSY) throws at no caller; the writes wait and
   t.same(lockReports(), [], 'a short lock is not reported (the retries absorb it)');
   const deadline = performance.now() + BUSY_REPORT_MS + 5000;
   while (lockReports().length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  t.match(lockReports()[0], /locked for 1\.\d s; 1 writes wait/, `a lock that lasts ${BUSY_REPORT_MS / 1000} s is reported`);
+  // When in the backoff the report comes depends on the machine's timers: only its lower bound is behaviour.
+  const lockedFor = Number(/locked for (\d+\.\d) s; 1 writes wait/.exec(lockReports()[0] ?? '')?.[1]);
+  t.ok(lockedFor >= BUSY_REPORT_MS / 1000, `a lock that lasts ${BUSY_REPORT_MS / 1000} s is reported (${lockReports()[0]})`);
   t.ok((await store.ping()) === true, 'a lock is not a failure yet');
   await new Promise((r) => setTimeout(r, 1200));
   t.equal(lockReports().length, 1, 'once');
