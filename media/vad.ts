@@ -26,10 +26,11 @@ const STATE = 2 * 64; // per stream: 2 layers × 64 units, for h and for c each
  * silence is 0.58, 0.30, 0.13, 0.05 in the first four windows and below 0.01 from the 7th. The recurrent state
  * never stops moving on silence (its cell state drifts for seconds), so no cut-off reproduces a model run right
  * through a pause: after a 4 s pause, on six clips, a state kept from 1 s (31 windows) scored the next speech up
- * to 0.12–0.28 away from a full run, one kept from 384 ms (12) up to 0.16–0.47. Over 27 clips × pauses of 1.5, 4 and 9.6 s, the voiced windows (> 0.5)
- * of the resumed speech differed from a full run in 62 windows with 12 and 41 with 31, nearly all onsets voiced a
- * few windows sooner (the drifted state is slower to wake), and 4 vs 7 single windows lost near the threshold.
- * 12 windows run ~1/3 fewer windows through the model than 31 at the bench's 20 calls.
+ * to 0.12–0.28 away from a full run, one kept from 384 ms (12) up to 0.16–0.47. Over 27 clips × pauses of 1.5, 4
+ * and 9.6 s, the voiced windows (> 0.5) of the resumed speech differed from a full run in 62 windows with 12 and
+ * 41 with 31, nearly all onsets voiced a few windows sooner (the drifted state is slower to wake), and 4 vs 7
+ * single windows lost near the threshold. 12 windows run ~1/3 fewer windows through the model than 31 at the
+ * bench's 20 calls.
  */
 export const QUIET_RMS = 0.001;
 export const SETTLE_WINDOWS = 12;
