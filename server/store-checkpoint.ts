@@ -33,8 +33,12 @@ parentPort.on('message', (m) => {
 `;
 
 export interface Checkpointer {
-  close(): void;
+  /** Stops the worker; resolves once it has closed its connection and exited (at most CLOSE_WAIT_MS). */
+  close(): Promise<void>;
 }
+
+/** How long close() waits for a checkpoint in progress before it terminates the worker. */
+const CLOSE_WAIT_MS = 1000;
 
 /** `setAutoCheckpoint(false)` once the worker runs; `(true)` if it goes away. */
 export function startCheckpointer(path: string, setAutoCheckpoint: (on: boolean) => void, onError: (what: string, err: unknown) => void): Checkpointer {
@@ -43,7 +47,7 @@ export function startCheckpointer(path: string, setAutoCheckpoint: (on: boolean)
     worker = new Worker(WORKER, { eval: true, workerData: { module: createRequire(import.meta.url).resolve('better-sqlite3'), path, everyMs: CHECKPOINT_MS } });
   } catch (err) {
     onError('start the checkpoint worker; checkpointing on the main thread', err);
-    return { close() {} };
+    return { close: async () => undefined };
   }
   worker.unref();
   setAutoCheckpoint(false);
@@ -62,7 +66,17 @@ export function startCheckpointer(path: string, setAutoCheckpoint: (on: boolean)
     close() {
       const w = worker;
       worker = null;
-      w?.postMessage('close');
+      if (!w) return Promise.resolve();
+      // Its connection holds the -wal and -shm files until it exits: a caller that removes the database next
+      // (a test's temporary directory, an operator's cleanup) must not race it.
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => void w.terminate(), CLOSE_WAIT_MS);
+        w.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        w.postMessage('close');
+      });
     },
   };
 }

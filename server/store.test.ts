@@ -8,11 +8,11 @@ import { MIGRATIONS, openStore, SCHEMA_VERSION } from './store.js';
 import { BUSY_REPORT_MS } from './store-writes.js';
 import { storeContract } from '../test/store-contract.js';
 
-// maxRetries: the store's checkpoint worker closes its own connection after close() returns, and may still make
-// the WAL's -shm file while the directory goes (ENOTEMPTY); rmSync retries those.
+// No retries on removal: store.close() resolves once its checkpoint worker has closed the file too (before, the
+// worker's connection could still make the -shm file while the directory went: ENOTEMPTY).
 function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'eva-store-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

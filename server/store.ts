@@ -534,7 +534,7 @@ export function openStore(path: string, opts: StoreOptions = {}): Store {
       closed = true;
       await writes.close();
       void retention.stop();
-      checkpointer?.close();
+      await checkpointer?.close();
       if (!db.open) return;
       try {
         db.pragma('optimize');
