@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { EchoGate } from '../media/echo-gate.js';
 import { rmsOf } from '../media/level.js';
-import { OpusDecoder, OpusEncoder, enableFec } from '../media/opus.js';
+import { OpusDecoder, OpusEncoder, REPLY_ENCODER, enableFec } from '../media/opus.js';
 import { DTX_KEEPALIVE_FRAMES, Pacer, PacerScheduler } from '../media/pacer.js';
 import { PcmRing } from '../media/pcm-ring.js';
 import { Peer } from '../media/peer.js';
@@ -377,11 +377,11 @@ async function microBenchmarks(): Promise<MicroResult[]> {
     dec.close();
   }
 
-  // Opus encode at the pacer's rate and settings (24 kHz, AUDIO, complexity 5, 32 kbit/s).
+  // Opus encode at the pacer's rate and settings (media/opus.ts REPLY_ENCODER).
   {
     const f = frames(pcm24, 480);
-    const enc = new OpusEncoder({ sampleRate: 24000 });
-    out.push(time('opus encode', 'speech frame', f.length, (i) => void enc.encode(f[i]!), 'speech at 24 kHz, AUDIO, complexity 5'));
+    const enc = new OpusEncoder(REPLY_ENCODER);
+    out.push(time('opus encode', 'speech frame', f.length, (i) => void enc.encode(f[i]!), `speech at 24 kHz, ${REPLY_ENCODER.application === 'lowdelay' ? 'RESTRICTED_LOWDELAY' : REPLY_ENCODER.application}, complexity ${REPLY_ENCODER.complexity}`));
     enc.close();
   }
 
@@ -397,7 +397,7 @@ async function microBenchmarks(): Promise<MicroResult[]> {
 
   // The pacer's own per-frame work, encoder aside: a silence frame (the cached packet) and a speech frame.
   {
-    const enc = new OpusEncoder({ sampleRate: 24000 });
+    const enc = new OpusEncoder(REPLY_ENCODER);
     let sent = 0;
     const scheduler = new PacerScheduler(() => 0);
     const pacer = new Pacer({ encoder: enc, send: () => void sent++, scheduler, events: { level: () => undefined, played: () => undefined } });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { rmsOf as rms } from './level.js';
-import { OpusDecoder, OpusEncoder } from './opus.js';
+import { OpusDecoder, OpusEncoder, REPLY_ENCODER, type EncoderOptions } from './opus.js';
 
 function tone(n: number, rate: number, hz: number, amp = 8000, phase0 = 0): Int16Array {
   const out = new Int16Array(n);
@@ -80,4 +80,35 @@ t.test('hundreds of codecs alive at once (as with 100+ calls) all round-trip, ac
     e.close();
   }
   t.ok(pairs[0]!.enc.encode(new Int16Array(480)).length > 0, 'codecs still work after 300 more opened and closed');
+});
+
+t.test("EVA's voice is encoded CELT-only without the 4 ms look-ahead: 2.5 ms of codec delay instead of AUDIO's 6.5", async (t) => {
+  // A 200 Hz → 4 kHz sweep aligns with its decoded copy at one lag only: the encoder's algorithmic delay.
+  const rate = 24000;
+  const n = rate; // 1 s
+  const sweep = new Int16Array(n);
+  let phase = 0;
+  for (let i = 0; i < n; i++) {
+    phase += (2 * Math.PI * (200 + (3800 * i) / n)) / rate;
+    sweep[i] = Math.round(8000 * Math.sin(phase));
+  }
+  const delayMs = (opts: EncoderOptions): number => {
+    const enc = new OpusEncoder(opts);
+    const dec = new OpusDecoder(rate);
+    const out = new Int16Array(n);
+    for (let f = 0; f < n / 480; f++) out.set(dec.decode(enc.encode(sweep.subarray(f * 480, f * 480 + 480))), f * 480);
+    enc.close();
+    dec.close();
+    let best = -Infinity;
+    let bestLag = -1;
+    for (let lag = 0; lag < 480; lag++) {
+      let s = 0;
+      for (let i = 2400; i < n - 480; i++) s += sweep[i]! * out[i + lag]!;
+      if (s > best) [best, bestLag] = [s, lag];
+    }
+    return (bestLag * 1000) / rate;
+  };
+  t.equal(REPLY_ENCODER.application, 'lowdelay', 'the reply encoder is RESTRICTED_LOWDELAY');
+  t.equal(delayMs(REPLY_ENCODER), 2.5, 'reply encoder: 2.5 ms');
+  t.equal(delayMs({ ...REPLY_ENCODER, application: 'audio' }), 6.5, 'AUDIO at the same settings: 6.5 ms');
 });

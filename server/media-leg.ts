@@ -12,7 +12,7 @@ import type { CallEndReason } from './call.js';
 import type { Logger } from './log.js';
 import type { AudioSink } from './session-core.js';
 import { EvaError } from './errors.js';
-import { OpusDecoder, OpusEncoder } from '../media/opus.js';
+import { OpusDecoder, OpusEncoder, REPLY_ENCODER } from '../media/opus.js';
 import { Pacer, type PacerEvents } from '../media/pacer.js';
 import { Peer, SdpError, type DataChannel, type PeerOptions } from '../media/peer.js';
 import { DEFAULT_RTP_MAX_PPS, PacketRateCap, RtpReceiveTracker, rtpTotals, type OutgoingHeader } from '../media/rtp.js';
@@ -82,7 +82,7 @@ export class MediaLeg implements CallMedia {
   readonly sink: AudioSink;
   private readonly deps: MediaLegDeps;
   private readonly decoder = new OpusDecoder(LEG_RATE);
-  private readonly encoder = new OpusEncoder({ sampleRate: 24000 });
+  private readonly encoder = new OpusEncoder(REPLY_ENCODER);
   private readonly pacer: Pacer;
   /** With DTX: the caller's silence, handed on as zeros on time (media/rx-clock.ts). */
   private readonly rxClock: RxClock | null;
