@@ -217,3 +217,31 @@ t.test('with many streams open, windows that complete a few ms apart share one b
   t.ok(few.batches >= 2, `3 streams (below 4): ${few.batches} batches, none waiting for company`);
   t.ok(Math.max(...few.waitedMs) < Math.max(...many.waitedMs), 'so their probabilities come sooner');
 });
+
+t.test('settled near-silence is answered at once, never ahead of a window still in the model', async (t) => {
+  // A long coalescing wait (200 ms, from one stream on): only windows that skip the model can come back soon.
+  const engine = await VadEngine.create(undefined, { batchWaitMs: 200, coalesceStreams: 1 });
+  t.teardown(() => engine.close());
+  const got: { prob: number; end: number }[] = [];
+  const s = engine.createStream((prob, end) => got.push({ prob, end }));
+  const quiet = new Int16Array(VAD_WINDOW);
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 400 && got.length < n; i++) await new Promise((r) => setTimeout(r, 5));
+  };
+  for (let i = 0; i < SETTLE_WINDOWS; i++) s.push(quiet);
+  await waitFor(SETTLE_WINDOWS);
+  t.equal(got.length, SETTLE_WINDOWS, 'the settling windows went through the model');
+  s.push(quiet);
+  t.equal(got.length, SETTLE_WINDOWS + 1, 'a settled quiet window is answered inside push(), with no batch to wait for');
+  t.equal(got.at(-1)!.prob, 0);
+  // A loud window goes to the model (and waits); quiet ones behind it wait for its result, then come in order.
+  const speech = fixture16k('hello.wav');
+  s.push(speech.subarray(speech.length / 2 - VAD_WINDOW / 2, speech.length / 2 + VAD_WINDOW / 2));
+  s.push(quiet);
+  s.push(quiet);
+  t.equal(got.length, SETTLE_WINDOWS + 1, 'nothing overtakes the loud window');
+  await waitFor(SETTLE_WINDOWS + 4);
+  t.equal(got.length, SETTLE_WINDOWS + 4, 'all answered');
+  t.same(got.map((g) => g.end), got.map((_, i) => (i + 1) * VAD_WINDOW), 'in order');
+  t.ok(engine.windows >= SETTLE_WINDOWS + 1, 'the loud window and what followed it went through the model');
+});

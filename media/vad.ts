@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { WorkerSupervisor, type WorkerError } from './supervisor.js';
+import { vadTotals } from './vad-totals.js';
 import type { FromVadWorker, ToVadWorker, VadFault } from './vad-worker.js';
 import { workerScript } from './worker-entry.js';
 
@@ -67,6 +68,8 @@ export class VadStream {
   readonly pending: { window: Float32Array; endSample: number; quiet: boolean }[] = [];
   /** Near-silent windows in a row that the model has seen (its state has settled after SETTLE_WINDOWS). */
   quietRun = 0;
+  /** A window of this stream is in the model now: its later windows wait for that result (state and order). */
+  inFlight = false;
   private energy = 0;
   closed = false;
 
@@ -337,6 +340,13 @@ export class VadEngine {
 
   /** @internal a stream has a window ready. */
   schedule(stream: VadStream): void {
+    if (stream.closed) return;
+    // Settled near-silence is answered now, in order, without waiting for a batch (or for company): nothing
+    // else of this stream is in the model, so its quietRun is current and no earlier window is outstanding.
+    if (this.skipQuiet && !stream.inFlight) {
+      this.skipSettled(stream);
+      if (stream.pending.length === 0) return;
+    }
     this.ready.add(stream);
     if (this.running) return;
     if (this.waitTimer && this.ready.size >= MAX_WAIT_BATCH) {
@@ -390,6 +400,7 @@ export class VadEngine {
     while (!s.closed && s.quietRun >= SETTLE_WINDOWS && s.pending[0]?.quiet) {
       const w = s.pending.shift()!;
       this.skipped++;
+      vadTotals.skippedWindows++;
       this.deliver(s, 0, w.endSample);
     }
   }
@@ -409,6 +420,7 @@ export class VadEngine {
     const packed = new Float32Array(L.length);
     const taken = streams.map((s, b) => {
       const w = s.pending.shift()!;
+      s.inFlight = true;
       packed.set(w.window, L.input + b * VAD_WINDOW);
       // State layout is [layer=2][batch][64].
       for (let l = 0; l < 2; l++) {
@@ -423,9 +435,13 @@ export class VadEngine {
     } catch (err) {
       if (this.closed) return;
       throw err;
+    } finally {
+      for (const s of streams) s.inFlight = false;
     }
     this.windows += B;
     this.batches++;
+    vadTotals.modelWindows += B;
+    vadTotals.batches++;
     streams.forEach((s, b) => {
       if (s.closed) return;
       for (let l = 0; l < 2; l++) {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { aggregateMetrics, createMetrics, createSupervisorMetrics, STAGES, type Metrics } from './metrics.js';
 import { rtpTotals } from '../media/rtp.js';
+import { SETTLE_WINDOWS, VadEngine, VAD_WINDOW } from '../media/vad.js';
 
 // A strict reader of the Prometheus text exposition format (version 0.0.4): every line is a HELP, a TYPE, or a
 // sample of a family declared before it; it throws on the first line that is not.
@@ -281,4 +282,32 @@ t.test("the process's RTP packet counts and DTX fill are exported as counters", 
   t.equal((value(after, 'eva_rtp_filled_seconds_total') ?? NaN) - f0, 0.5, '8000 samples at 16 kHz');
   const again = parseExposition(await m.text());
   t.equal(value(again, 'eva_rtp_packets_total', { direction: 'sent' }), value(after, 'eva_rtp_packets_total', { direction: 'sent' }), 'a scrape with nothing new adds nothing');
+});
+
+t.test("the VAD's windows (through the model, or skipped as settled silence) and its model runs are exported", async (t) => {
+  const m = make(t, false);
+  const engine = await VadEngine.create();
+  t.teardown(() => engine.close());
+  const before = parseExposition(await m.text());
+  const model0 = value(before, 'eva_vad_windows_total', { path: 'model' }) ?? NaN;
+  const skipped0 = value(before, 'eva_vad_windows_total', { path: 'skipped' }) ?? NaN;
+  const batches0 = value(before, 'eva_vad_batches_total') ?? NaN;
+  // 2 s of digital silence on one stream: the first SETTLE_WINDOWS windows go through the model, the rest not.
+  let probs = 0;
+  const s = engine.createStream(() => void probs++);
+  const windows = Math.floor(32000 / VAD_WINDOW);
+  for (let i = 0; i < 100; i++) {
+    s.push(new Int16Array(320));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  for (let i = 0; i < 300 && probs < windows; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(probs, windows, 'every window answered');
+  const after = parseExposition(await m.text());
+  const model = (value(after, 'eva_vad_windows_total', { path: 'model' }) ?? NaN) - model0;
+  const skipped = (value(after, 'eva_vad_windows_total', { path: 'skipped' }) ?? NaN) - skipped0;
+  t.equal(model, engine.windows, `${model} windows through the model`);
+  t.equal(skipped, engine.skipped, `${skipped} skipped`);
+  t.equal(model + skipped, windows);
+  t.ok(model >= SETTLE_WINDOWS && skipped > 0, 'the model settled, then was skipped');
+  t.equal((value(after, 'eva_vad_batches_total') ?? NaN) - batches0, engine.batches, `${engine.batches} model runs`);
 });

@@ -8,6 +8,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { rtpTotals } from '../media/rtp.js';
+import { vadTotals } from '../media/vad-totals.js';
 import { RX_RATE } from '../media/rx-clock.js';
 
 export const STAGES = ['eou', 'stt', 'llm_ttft', 'first_sentence', 'tts_first_audio', 'first_audio', 'text_turn'] as const;
@@ -211,6 +212,29 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     collect() {
       this.inc((rtpTotals.filledSamples - rtpSeen.filledSamples) / RX_RATE);
       rtpSeen.filledSamples = rtpTotals.filledSamples;
+    },
+  });
+
+  const vadSeen = { modelWindows: 0, skippedWindows: 0, batches: 0 };
+  new Counter({
+    name: 'eva_vad_windows_total',
+    help: 'VAD windows (32 ms of a call\'s audio): through the Silero model, or settled near-silence answered without it.',
+    labelNames: ['path'],
+    registers,
+    collect() {
+      this.inc({ path: 'model' }, vadTotals.modelWindows - vadSeen.modelWindows);
+      this.inc({ path: 'skipped' }, vadTotals.skippedWindows - vadSeen.skippedWindows);
+      vadSeen.modelWindows = vadTotals.modelWindows;
+      vadSeen.skippedWindows = vadTotals.skippedWindows;
+    },
+  });
+  new Counter({
+    name: 'eva_vad_batches_total',
+    help: 'Silero model runs; windows through the model / runs = windows per batch (media/vad.ts batching).',
+    registers,
+    collect() {
+      this.inc(vadTotals.batches - vadSeen.batches);
+      vadSeen.batches = vadTotals.batches;
     },
   });
 
