@@ -278,6 +278,9 @@ t.test('the stage report: micro-benchmarks and each load step stage by stage, wi
   t.match(alone, /without the profiler, right after: 2\.00% of a core per call, unprofiled threads 5\.0% of a core\n/);
   t.notMatch(alone, /before/);
   t.match(alone, /note: a note/);
+  t.notMatch(alone, /per call per second/, 'no rates line without measured rates');
+  const counted = stagesReport({ ...stages, profiles: [{ ...step(0.5), rates: { packet: 14.1, frame: 22.2, modelWindows: 6.04, windowsPerBatch: 1.84 } }] });
+  t.match(counted, /per call per second: 14\.1 packets received, 22\.2 frames sent, 6\.0 of 31\.25 VAD windows through the model \(1\.8 a batch\)/);
 
   const compared = stagesReport({
     ...stages,

@@ -398,7 +398,9 @@ export function profileStepTable(step: ProfileStep, before?: ProfileStep): strin
     `   over the profile: ${step.sampledPctPerCall.toFixed(2)}% of a core per call (threads, % of a core: ${step.threads.map((t) => `${t.thread} ${(((t.cpuMs ?? t.busyMs) / Math.max(1, t.durationMs)) * 100).toFixed(1)}`).join(', ')})` +
       (before ? `; before: ${before.sampledPctPerCall.toFixed(2)}% per call (${change(before.sampledPctPerCall, step.sampledPctPerCall)})` : ''),
   ];
-  const rate = (r: ProfileStep['rates']): string => (r?.packet !== undefined ? `${r.packet.toFixed(1)} packets received, ${r.frame!.toFixed(1)} frames sent` : '50 and 50 (nominal)');
+  const rate = (r: ProfileStep['rates']): string =>
+    (r?.packet !== undefined ? `${r.packet.toFixed(1)} packets received, ${r.frame!.toFixed(1)} frames sent` : '50 and 50 (nominal)') +
+    (r?.modelWindows !== undefined ? `, ${r.modelWindows.toFixed(1)} of 31.25 VAD windows through the model (${r.windowsPerBatch!.toFixed(1)} a batch)` : '');
   if (step.rates || before?.rates) lines.push(`   per call per second: ${rate(step.rates)}${before ? `; before: ${rate(before.rates)}` : ''}`);
   if (step.unprofiled) {
     const u = step.unprofiled;

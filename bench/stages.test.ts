@@ -1,5 +1,5 @@
 import t from 'tap';
-import { STAGE_RULES, mergeRows, median, parseRtpPackets, parseStagesArgs, stageRows, stageTimes, unitRates, type CpuProfile } from './stages.js';
+import { STAGE_RULES, mergeRows, median, parseRtpPackets, parseStagesArgs, parseVadCounters, stageRows, stageTimes, unitRates, type CpuProfile } from './stages.js';
 
 const frame = (functionName: string, url = '') => ({ functionName, url, lineNumber: 0, columnNumber: 0 });
 
@@ -127,6 +127,9 @@ t.test("per-packet and per-frame units come from EVA's own packet counts when it
   const text = '# TYPE eva_rtp_packets_total counter\neva_rtp_packets_total{direction="received"} 1200\neva_rtp_packets_total{direction="sent"} 430\n';
   t.same(parseRtpPackets(text), { received: 1200, sent: 430 });
   t.equal(parseRtpPackets('eva_calls_open 3\n'), undefined, 'an EVA without the counter');
+  const vad = '# TYPE eva_vad_windows_total counter\neva_vad_windows_total{path="model"} 900\neva_vad_windows_total{path="skipped"} 2100\n# TYPE eva_vad_batches_total counter\neva_vad_batches_total 500\n';
+  t.same(parseVadCounters(vad), { model: 900, batches: 500 });
+  t.equal(parseVadCounters(text), undefined, 'an EVA without the VAD counters');
   const rows = stageRows(new Map([['werift send (RTP, SRTP, UDP)', { unit: 'frame' as const, ms: 100 }]]), 10_000, 10, 0.4, { packet: 20, frame: 10 });
   t.equal(rows[0]!.units, 10 * 10 * 10, '10 calls × 10 s × 10 frames a second');
   t.equal(rows[0]!.usPerUnit, 100);

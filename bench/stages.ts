@@ -201,6 +201,17 @@ export function unitRates(talkingFraction: number, dtx = true, measured: Measure
 export interface MeasuredRates {
   packet?: number;
   frame?: number;
+  /** VAD windows through the model per call per second (of 31.25; the rest skipped as settled near-silence). */
+  modelWindows?: number;
+  /** Model windows per model run (media/vad.ts batching). */
+  windowsPerBatch?: number;
+}
+
+/** eva_vad_windows_total{path="model"} and eva_vad_batches_total in a /metrics text (undefined: an EVA without them). */
+export function parseVadCounters(text: string): { model: number; batches: number } | undefined {
+  const model = /^eva_vad_windows_total\{[^}]*path="model"[^}]*\}\s+(\S+)/m.exec(text);
+  const batches = /^eva_vad_batches_total(?:\{[^}]*\})?\s+(\S+)/m.exec(text);
+  return model && batches ? { model: Number(model[1]), batches: Number(batches[1]) } : undefined;
 }
 
 /** eva_rtp_packets_total by direction in a /metrics text (undefined: an EVA without the counter). */
@@ -683,9 +694,11 @@ async function memoryAfterGc(eva: EvaProcess): Promise<{ rssMb: number; heapUsed
   return { rssMb: rssMb(eva.child.pid!), heapUsedMb: mu.heapUsed / 2 ** 20, externalMb: mu.external / 2 ** 20, arrayBuffersMb: mu.arrayBuffers / 2 ** 20 };
 }
 
-async function rtpPackets(httpUrl: string): Promise<{ received: number; sent: number } | undefined> {
+async function rtpPackets(httpUrl: string): Promise<{ received: number; sent: number; vad?: { model: number; batches: number } } | undefined> {
   try {
-    return parseRtpPackets(await (await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text());
+    const text = await (await fetch(`${httpUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+    const rtp = parseRtpPackets(text);
+    return rtp && { ...rtp, vad: parseVadCounters(text) };
   } catch {
     return undefined;
   }
@@ -859,6 +872,10 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
         const after = await rtpPackets(e.httpUrl);
         const s = (performance.now() - t0) / 1000;
         if (before && after) rates = { packet: (after.received - before.received) / calls / s, frame: (after.sent - before.sent) / calls / s };
+        if (before?.vad && after?.vad && after.vad.batches > before.vad.batches) {
+          const model = after.vad.model - before.vad.model;
+          rates = { ...rates, modelWindows: model / calls / s, windowsPerBatch: model / (after.vad.batches - before.vad.batches) };
+        }
       })();
       const load = await runLoad({ httpUrl: eva.httpUrl, evaPid: eva.child.pid, levels: [calls], clips, settleMs: settleMs + 1500, windowMs: args.windowMs, log: (l) => log(`   ${l}`) });
       await watcher.catch((err: unknown) => log(`   ! profile at ${calls} calls: ${(err as Error).message}`));
