@@ -1,6 +1,6 @@
 import t from 'tap';
 import { statSync } from 'node:fs';
-import { attenuate, loadUtterances, parseArgs, partialTranscript, pieceTranscript, planTrials, recordReceived, transcriptFor, wordsHeard } from './run.js';
+import { attenuate, loadUtterances, overPhaseMs, parseArgs, partialTranscript, pieceTranscript, planTrials, recordReceived, transcriptFor, wordsHeard } from './run.js';
 
 t.test('the committed utterances match their manifest and stay small', async (t) => {
   const u = loadUtterances();
@@ -64,6 +64,20 @@ t.test('the trial plan: a warm-up, then turns, barge-ins over questions, backcha
     ],
   );
   t.same(plan.filter((p) => p.kind === 'turn').map((p) => p.clip.class), ['short', 'statement', 'question', 'short'], 'turns take the classes in turn');
+  t.same(plan.filter((p) => p.kind === 'barge').map((p) => p.overOffsetMs), [0, 12.4], 'talk-over trials spread over the frame grid');
+  t.equal(plan.find((p) => p.kind === 'backchannel')!.overOffsetMs, 0);
+  t.notOk(plan.some((p) => (p.kind === 'echo' || p.kind === 'turn' || p.kind === 'pause') && p.overOffsetMs !== undefined), 'only talk-over trials');
+});
+
+t.test('talk-over offsets: 0–20 ms, and any run of trials covers the frame grid evenly', async (t) => {
+  const offsets = Array.from({ length: 10 }, (_, n) => overPhaseMs(n));
+  t.same(offsets.slice(0, 5), [0, 12.4, 4.7, 17.1, 9.4]);
+  t.ok(offsets.every((o) => o >= 0 && o < 20));
+  for (const n of [5, 6, 10]) {
+    const sorted = offsets.slice(0, n).sort((a, b) => a - b);
+    const gaps = sorted.map((o, i) => (i === 0 ? o + 20 - sorted.at(-1)! : o - sorted[i - 1]!));
+    t.ok(Math.max(...gaps) <= 2.2 * (20 / n), `${n} trials: largest gap ${Math.max(...gaps).toFixed(1)} ms of a 20 ms grid`);
+  }
 });
 
 t.test('pause trials: clips said with continuation intonation, every other one with a full stop in the partial', async (t) => {

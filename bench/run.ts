@@ -34,7 +34,8 @@ const USAGE = `usage: npm run bench -- [options]
                           transcripts that end in a full stop
   --echo N                trials with EVA's own answer fed back into the mic (default 5; quick 0)
   --echo-db DB            how much quieter that echo is than EVA's audio as received (default 20)
-  --barge-delay MS        speak over EVA this long after its reply starts (default 300)
+  --barge-delay MS        speak over EVA this long after its reply starts (default 300), plus 0–20 ms spread over
+                          the trials (the reply's frame grid sampled at every phase)
   --no-text               skip the text probes
   --load                  also run the load ramp in a --quick run (a full run always does)
   --no-load               skip the load ramp
@@ -430,6 +431,19 @@ interface TrialPlan {
   warmup?: boolean;
   /** The stand-in STT ends partial transcripts of this clip with a full stop (every other pause trial). */
   partialFullStop?: boolean;
+  /** Barge-in and backchannel trials: ms added to --barge-delay (overPhaseMs), so the frame grid is sampled. */
+  overOffsetMs?: number;
+}
+
+/**
+ * The n-th talk-over trial's offset on --barge-delay: 0–20 ms in golden-ratio steps (0, 12.4, 4.7, 17.1, 9.4, …;
+ * any run of trials spreads evenly). The delay counts from the reply's audible onset, which sits on EVA's 20 ms
+ * frame grid, so a fixed delay put every interruption at the same phase of that grid and the barge-in stop (the
+ * last reply frame heard) moved by up to a frame with anything that shifts the reply's timing by a few ms: 300,
+ * 304 and 310 ms gave medians of 99, 93 and 70 ms on one build here.
+ */
+export function overPhaseMs(n: number): number {
+  return Math.round(((n * 0.6180339887) % 1) * 200) / 10;
 }
 
 /** Placeholder for an echo trial's clip until the answer has been recorded. */
@@ -453,8 +467,8 @@ export function planTrials(args: Pick<Args, 'turns' | 'barge' | 'backchannel' | 
   for (let i = 0; i < args.turns && turnClips.length; i++) plan.push({ kind: 'turn', clip: turnClips[(i + 1) % turnClips.length]! });
   // Barge-ins are short phrases ("Sure, go on.", "No, thank you.") over the answer to a question.
   const shorts = by('short').filter((u) => u.durationMs >= 800);
-  for (let i = 0; i < args.barge && long.length && shorts.length; i++) plan.push({ kind: 'barge', clip: long[i % long.length]!, over: shorts[i % shorts.length]! });
-  for (let i = 0; i < args.backchannel && long.length && back.length; i++) plan.push({ kind: 'backchannel', clip: long[i % long.length]!, over: back[i % back.length]! });
+  for (let i = 0; i < args.barge && long.length && shorts.length; i++) plan.push({ kind: 'barge', clip: long[i % long.length]!, over: shorts[i % shorts.length]!, overOffsetMs: overPhaseMs(i) });
+  for (let i = 0; i < args.backchannel && long.length && back.length; i++) plan.push({ kind: 'backchannel', clip: long[i % long.length]!, over: back[i % back.length]!, overOffsetMs: overPhaseMs(i) });
   for (let i = 0; i < (args.echo ?? 0) && long.length; i++) plan.push({ kind: 'echo', clip: long[i % long.length]!, over: ECHO_PENDING });
   // Every other pause trial (the first, the third, …) gets partials that end in a full stop; with an even number
   // of clips the clips alternate too, so each clip is tried both ways over 2 × clips trials.
@@ -516,7 +530,7 @@ async function runTrial(call: ProbeCall, plan: TrialPlan, expect: Expect, bargeD
   }
   const play = await playing;
   const first = await waitAudible(call, play.lastVoicedAt, 10_000);
-  const delay = plan.kind === 'echo' ? ECHO_DELAY_MS : bargeDelayMs;
+  const delay = plan.kind === 'echo' ? ECHO_DELAY_MS : bargeDelayMs + (plan.overOffsetMs ?? 0);
   if (first !== undefined) await sleep(Math.max(0, first + delay - performance.now()));
   Object.assign(expect, { text: plan.over.text, voicedMs: plan.over.voicedEndMs, pauses: [], fullStop: false, startAt: performance.now() });
   const overPlay = await call.play(plan.over.pcm, plan.over.voicedEndMs);
