@@ -231,15 +231,19 @@ export interface VadEngineOptions {
 }
 
 /**
- * Batching. A run's cost is mostly fixed: measured here (Silero v4, one ORT thread) 290 µs of CPU for a batch of
- * one window, 125 µs per window in a batch of 4, 95 in a batch of 20, and the worker's round trip adds its own
- * fixed cost per batch (~270 µs: the bench's "VAD (Silero, worker)" rows). Windows of different calls complete
- * at unrelated moments, so without waiting most batches hold one window even at 20 calls. Once enough calls are
- * up that the wait is short (windows then arrive < 4 ms apart), a window waits up to BATCH_WAIT_MS for others: on
- * average half that is added to when a call's speech probability is known (so to its end-of-turn), for about
- * half of the VAD's CPU (bench/stages.ts). A batch that already holds MAX_WAIT_BATCH windows starts at once.
+ * Batching. A run's cost is mostly fixed: measured here (Silero v4, one ORT thread) 270 µs of CPU for a batch of
+ * one window, 156 µs per window in a batch of 3, 113 in a batch of 20, and the worker's round trip adds ~90 µs
+ * of its own per batch. Windows of different calls complete at unrelated moments, so without waiting most
+ * batches hold one window even at 20 calls. Once enough calls are up (COALESCE_STREAMS), a window waits up to
+ * BATCH_WAIT_MS for others: on average half that is added to when a call's speech probability is known (so to
+ * its end-of-turn and barge-in), settled near-silence never waits (it skips the model). At the bench's 20 calls
+ * (9.3 of a call's 31.25 windows a second through the model) 4 ms gave 1.8 windows a batch, 8 ms 2.3–2.4 and
+ * 12 ms 3.1; the VAD worker's thread 13.2, 12.5 → 10.2, 10.9 % of a core from 4 to 8 ms, EVA's whole CPU 2.36,
+ * 2.47 → 2.17, 2.21 % of a core per call. 8 ms (+4 ms at worst on a decision, +2 on average; the low-delay Opus
+ * voice gave back 4) is the default; EVA_VAD_BATCH_WAIT_MS sets it. A batch that already holds MAX_WAIT_BATCH
+ * windows starts at once.
  */
-export const BATCH_WAIT_MS = 4;
+export const BATCH_WAIT_MS = 8;
 export const COALESCE_STREAMS = 16;
 const MAX_WAIT_BATCH = 32;
 

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { argvToEnv, loadConfig } from './config.js';
+import { BATCH_WAIT_MS } from '../media/vad.js';
 
 t.test('defaults need no environment at all', async (t) => {
   const c = loadConfig({});
@@ -78,4 +79,10 @@ t.test('issue 10 settings: ICE servers, RTP ports, workers, drain, database URL'
   })();
   t.match(err, /EVA_DATABASE_URL must be a postgres:/);
   t.notMatch(err, /hunter2/, 'the password is never repeated');
+});
+
+t.test('EVA_VAD_BATCH_WAIT_MS: default the VAD engine\'s own, 0 to 20 ms', async (t) => {
+  t.equal(loadConfig({}).vadBatchWaitMs, BATCH_WAIT_MS);
+  t.equal(loadConfig({ EVA_VAD_BATCH_WAIT_MS: '0' }).vadBatchWaitMs, 0);
+  t.throws(() => loadConfig({ EVA_VAD_BATCH_WAIT_MS: '50' }), /EVA_VAD_BATCH_WAIT_MS must be an integer from 0 to 20/);
 });

@@ -52,6 +52,11 @@ export interface EvaConfig {
    * (media/pacer.ts), and its answer asks the caller for DTX, the silence not sent filled in (media/rx-clock.ts).
    */
   opusDtx: boolean;
+  /**
+   * EVA_VAD_BATCH_WAIT_MS: with 16 calls or more in a process, how long a window waits for other calls' windows to
+   * share its Silero run (media/vad.ts BATCH_WAIT_MS); 0 runs each at once.
+   */
+  vadBatchWaitMs: number;
   /** EVA_WORKERS: worker processes serving the same port; 1 = a single process (no supervisor). */
   workers: number;
   /** EVA_DRAIN_S: on SIGINT/SIGTERM, how long calls in progress may go on before they are ended. */
@@ -307,6 +312,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     turnSecret: e.EVA_TURN_SECRET || undefined,
     rtpPorts: portRange(e),
     opusDtx: int(e, 'EVA_OPUS_DTX', 1, 0, 1) === 1,
+    // The default is media/vad.ts BATCH_WAIT_MS (not imported: the supervisor loads this file, not the model's runtime).
+    vadBatchWaitMs: int(e, 'EVA_VAD_BATCH_WAIT_MS', 8, 0, 20),
     workers: int(e, 'EVA_WORKERS', availableParallelism(), 1, 256),
     drainS: int(e, 'EVA_DRAIN_S', 10, 0, 3600),
     databaseUrl: databaseUrl(e.EVA_DATABASE_URL),
