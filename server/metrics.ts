@@ -91,6 +91,29 @@ export interface Metrics {
   close(): void;
 }
 
+/**
+ * A counter that exports the growth of process-wide totals since the registry's previous scrape: `series` maps each
+ * value of `label` (or '' for an unlabelled counter) to a reader of its total, exported in units of `per`.
+ */
+function totalsCounter(registers: Registry[], name: string, help: string, label: string | undefined, series: Record<string, () => number>, per = 1): void {
+  const seen = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: label ? [label] : [],
+    registers,
+    collect() {
+      for (const [value, read] of Object.entries(series)) {
+        const total = read();
+        const growth = (total - (seen.get(value) ?? 0)) / per;
+        seen.set(value, total);
+        if (label) this.inc({ [label]: value }, growth);
+        else this.inc(growth);
+      }
+    },
+  });
+}
+
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
@@ -191,52 +214,18 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
   });
 
-  // Process-wide totals kept by the media legs (a plain increment per packet); each registry exports its growth.
-  const rtpSeen = { received: 0, sent: 0, filledSamples: 0 };
-  new Counter({
-    name: 'eva_rtp_packets_total',
-    help: "RTP packets of the calls' audio: received (before any drop) and sent (EVA's voice, DTX silence included).",
-    labelNames: ['direction'],
-    registers,
-    collect() {
-      this.inc({ direction: 'received' }, rtpTotals.received - rtpSeen.received);
-      this.inc({ direction: 'sent' }, rtpTotals.sent - rtpSeen.sent);
-      rtpSeen.received = rtpTotals.received;
-      rtpSeen.sent = rtpTotals.sent;
-    },
+  // Process-wide totals kept by the media legs and the VAD (a plain increment per packet or window); each
+  // registry exports their growth since its previous scrape.
+  totalsCounter(registers, 'eva_rtp_packets_total', "RTP packets of the calls' audio: received (before any drop) and sent (EVA's voice, DTX silence included).", 'direction', {
+    received: () => rtpTotals.received,
+    sent: () => rtpTotals.sent,
   });
-  new Counter({
-    name: 'eva_rtp_filled_seconds_total',
-    help: 'Silence that callers in Opus DTX did not send, handed to the VAD as zeros (EVA_OPUS_DTX).',
-    registers,
-    collect() {
-      this.inc((rtpTotals.filledSamples - rtpSeen.filledSamples) / RX_RATE);
-      rtpSeen.filledSamples = rtpTotals.filledSamples;
-    },
+  totalsCounter(registers, 'eva_rtp_filled_seconds_total', 'Silence that callers in Opus DTX did not send, handed to the VAD as zeros (EVA_OPUS_DTX).', undefined, { '': () => rtpTotals.filledSamples }, RX_RATE);
+  totalsCounter(registers, 'eva_vad_windows_total', "VAD windows (32 ms of a call's audio): through the Silero model, or settled near-silence answered without it.", 'path', {
+    model: () => vadTotals.modelWindows,
+    skipped: () => vadTotals.skippedWindows,
   });
-
-  const vadSeen = { modelWindows: 0, skippedWindows: 0, batches: 0 };
-  new Counter({
-    name: 'eva_vad_windows_total',
-    help: 'VAD windows (32 ms of a call\'s audio): through the Silero model, or settled near-silence answered without it.',
-    labelNames: ['path'],
-    registers,
-    collect() {
-      this.inc({ path: 'model' }, vadTotals.modelWindows - vadSeen.modelWindows);
-      this.inc({ path: 'skipped' }, vadTotals.skippedWindows - vadSeen.skippedWindows);
-      vadSeen.modelWindows = vadTotals.modelWindows;
-      vadSeen.skippedWindows = vadTotals.skippedWindows;
-    },
-  });
-  new Counter({
-    name: 'eva_vad_batches_total',
-    help: 'Silero model runs; windows through the model / runs = windows per batch (media/vad.ts batching).',
-    registers,
-    collect() {
-      this.inc(vadTotals.batches - vadSeen.batches);
-      vadSeen.batches = vadTotals.batches;
-    },
-  });
+  totalsCounter(registers, 'eva_vad_batches_total', 'Silero model runs; windows through the model / runs = windows per batch (media/vad.ts batching).', undefined, { '': () => vadTotals.batches });
 
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'eva_' });
 
