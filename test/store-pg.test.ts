@@ -227,6 +227,12 @@ if (havePostgres(t)) {
 
     // The database going away under the running EVA: text turns are still answered, /health says degraded; when
     // it is back, /health recovers by itself and turns are stored again.
+    // The pirate turn is committed first, so that the only write the outage can catch is the one made in it.
+    for (let i = 0; i < 100 && (await sql(url, "SELECT 1 FROM messages WHERE session_id = 'pg-pirate'")).length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const drops = () => `${eva.stdout()}${eva.stderr()}`.split('database: could not store a turn').length - 1;
+    const dropsBefore = drops();
     await cluster.halt();
     const down = await chat({ message: 'Still there?', session_id: first.json.session_id });
     t.equal(down.status, 200, 'POST /chat answers with the database down');
@@ -234,6 +240,10 @@ if (havePostgres(t)) {
     const degraded = await fetch(`${eva.url}/health`);
     t.equal(degraded.status, 503);
     t.match(await degraded.json(), { status: 'degraded', database: false });
+    // The turn is written FLUSH_MS after the reply. Resuming before that write has failed would race it: on a
+    // slow machine the database could be back in time and the write would land. So wait for the drop first.
+    for (let i = 0; i < 100 && drops() === dropsBefore; i++) await new Promise((r) => setTimeout(r, 50));
+    t.equal(drops(), dropsBefore + 1, 'the turn made while it was down is dropped, and the log says so');
     await cluster.resume();
     let back: { status: string } = { status: '' };
     for (let i = 0; i < 50 && back.status !== 'ok'; i++) {
