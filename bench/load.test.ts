@@ -1,5 +1,5 @@
 import t from 'tap';
-import { GapHistogram, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, parseWorkerLag, rampLevels, stepProblem } from './load.js';
+import { GapHistogram, StallLog, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, parseWorkerLag, rampLevels, splitGaps, stepProblem } from './load.js';
 
 t.test('the server lag quantiles come from EVA’s Prometheus text, in ms', async (t) => {
   const text = [
@@ -79,4 +79,32 @@ t.test('a ramp by steps instead of doublings', async (t) => {
   t.same(rampLevels(10, 60, 10), [10, 20, 30, 40, 50, 60]);
   t.same(rampLevels(10, 45, 10), [10, 20, 30, 40, 45], 'the maximum closes the ramp');
   t.same(rampLevels(10, 80), [10, 20, 40, 80], 'doubling without a step');
+});
+
+t.test("the clients' own stalls: a late tick marks the time since the previous one, less a tick, as stalled", async (t) => {
+  const log = new StallLog(10, 1000, 0);
+  for (let at = 10; at <= 100; at += 10) log.tick(at); // on time: nothing stalled
+  t.equal(log.overlap(0, 100), 0);
+  log.tick(180); // 80 ms after the previous tick: 110–180 stalled
+  t.equal(log.overlap(0, 1000), 70);
+  t.equal(log.overlap(150, 200), 30, 'only the part inside the asked span');
+  log.tick(195); // 15 ms late is within two ticks: not a stall
+  t.equal(log.overlap(0, 1000), 70);
+  log.tick(2000); // a stall at 205-2000; the one at 110-180 ended more than 1 s before: forgotten
+  t.equal(log.overlap(0, 200), 0);
+  t.equal(log.overlap(1900, 2000), 100);
+});
+
+t.test("a gap is EVA's underrun only when it is still over the limit with the clients' stall inside it taken out", async (t) => {
+  const log = new StallLog(10, 60_000, 0);
+  for (let at = 10; at <= 1000; at += 10) log.tick(at);
+  log.tick(1100); // clients stalled 1010–1100
+  const gaps = [
+    { endMs: 500, gapMs: 90 }, // no client stall inside: EVA's
+    { endMs: 1105, gapMs: 100 }, // 90 ms of it the clients' stall: theirs
+    { endMs: 1100, gapMs: 160 }, // 940–1100: 90 ms stalled, 70 ms left over the limit: EVA's
+    { endMs: 300, gapMs: 40 }, // under the limit: no underrun at all
+  ];
+  t.same(splitGaps(gaps, log, 60), { eva: 2, client: 1 });
+  t.same(splitGaps([], log, 60), { eva: 0, client: 0 });
 });

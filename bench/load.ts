@@ -7,7 +7,10 @@
 //   - audio underruns: a gap of more than 60 ms after a speech frame received on a call (EVA sends a frame every
 //     20 ms while it talks, and a few encoded zero frames after it, before any DTX silence, so any such gap is a
 //     stall somewhere on the path); frame jitter is each packet's arrival against its RTP timestamp, so DTX's
-//     400 ms between silence packets is not counted as jitter;
+//     400 ms between silence packets is not counted as jitter. The callers share the machine, so their own event
+//     loop stalls too (descheduled, GC, a burst of packets): a gap is EVA's only for what is left of it once the
+//     time the callers' loop was stalled inside it is taken out (StallLog); the rest are counted apart
+//     (`clientStallUnderruns`), reported, and do not end the ramp;
 //   - CPU of the EVA processes (from /proc/<pid>/stat; the workers' pids from /health) and RSS per call (/proc/<pid>/status).
 // Ramping stops at the first step with p99 lag > 20 ms or any underrun; "calls held" is the last step that passed.
 //
@@ -53,6 +56,8 @@ export interface LoadStep {
   /** With EVA_WORKERS > 1: each worker's p99 lag (ms, by worker index); lagP99Ms is the worst of them. */
   lagP99ByWorkerMs?: Record<string, number>;
   underruns: number;
+  /** Gaps over the limit that the load clients' own stalled event loop accounts for (not counted in `underruns`). */
+  clientStallUnderruns?: number;
   maxGapMs: number;
   /** p99 of (gap between received frames − 20 ms), over every call. */
   jitterP99Ms: number;
@@ -88,6 +93,50 @@ export interface LoadResult {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure helpers (tested).
+
+/**
+ * When the load clients' event loop was stalled: a timer ticks every `tickMs`, and a tick later than twice that
+ * marks the time since the previous one (less one tick) as stalled. Spans older than `keepMs` are forgotten.
+ */
+export class StallLog {
+  private readonly spans: [number, number][] = [];
+  private last: number;
+  constructor(
+    private readonly tickMs = 10,
+    private readonly keepMs = 120_000,
+    now = performance.now(),
+  ) {
+    this.last = now;
+  }
+
+  tick(now: number): void {
+    if (now - this.last > 2 * this.tickMs) this.spans.push([this.last + this.tickMs, now]);
+    this.last = now;
+    while (this.spans.length > 0 && this.spans[0]![1] < now - this.keepMs) this.spans.shift();
+  }
+
+  /** ms of [from, to] during which the loop was stalled. */
+  overlap(from: number, to: number): number {
+    let ms = 0;
+    for (const [a, b] of this.spans) ms += Math.max(0, Math.min(b, to) - Math.max(a, from));
+    return ms;
+  }
+}
+
+/**
+ * Splits gaps over `limitMs` (each ending at `endMs`, `gapMs` long) into EVA's and the clients': a gap is EVA's
+ * when it is still over the limit with the clients' own stall inside it taken out.
+ */
+export function splitGaps(gaps: readonly { endMs: number; gapMs: number }[], stalls: Pick<StallLog, 'overlap'>, limitMs = UNDERRUN_GAP_MS): { eva: number; client: number } {
+  let eva = 0;
+  let client = 0;
+  for (const g of gaps) {
+    if (g.gapMs <= limitMs) continue;
+    if (g.gapMs - stalls.overlap(g.endMs - g.gapMs, g.endMs) > limitMs) eva++;
+    else client++;
+  }
+  return { eva, client };
+}
 
 /**
  * Quantiles of `eva_event_loop_lag_seconds` in a Prometheus exposition, in ms, per worker (its `worker` label;
@@ -203,6 +252,7 @@ interface ChildStats {
   dropped: number;
   dropReasons: Record<string, number>;
   underruns: number;
+  clientStallUnderruns: number;
   maxGapMs: number;
   gaps: { counts: number[]; total: number };
   audibleMs: number;
@@ -320,6 +370,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     if (lagOffsetMs) result.notes.push(`EVA's eva_event_loop_lag_seconds reads ${idle!['0.5']!.toFixed(1)} ms at p50 when idle (Node's sampling interval is included): ${lagOffsetMs} ms is subtracted from the lag figures`);
   }
   result.notes.push('the load clients run in a child process on the same machine; their CPU is in clientCpuPct');
+  result.notes.push(
+    `underruns are EVA's: a gap over ${UNDERRUN_GAP_MS} ms with the load clients' own event-loop stalls inside it taken out; "(+N)" counts the gaps that those stalls account for, which do not end the ramp`,
+  );
   const child = new ClientChild({ wsUrl: opts.httpUrl.replace(/^http/, 'ws') + '/ws', clips: opts.clips });
   try {
     for (const calls of opts.levels) {
@@ -356,6 +409,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         windowS: wallMs / 1000,
         lagSource: lag ? 'server /metrics' : 'client frame jitter (no /metrics)',
         underruns: s.underruns,
+        clientStallUnderruns: s.clientStallUnderruns,
         maxGapMs: s.maxGapMs,
         jitterP99Ms: Math.max(0, gaps.percentile(99) - 20),
         clientCpuPct: (s.cpuMs / wallMs) * 100,
@@ -383,7 +437,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       step.passed = step.reason === undefined;
       result.steps.push(step);
       opts.log(
-        `load: ${calls} calls: lag p99 ${fmt(step.lagP99Ms ?? step.jitterP99Ms)} ms (${step.lagSource}${step.lagP99ByWorkerMs ? `; by worker ${Object.entries(step.lagP99ByWorkerMs).map(([w, v]) => `${w}: ${fmt(v)}`).join(', ')}` : ''}), underruns ${step.underruns}, ` +
+        `load: ${calls} calls: lag p99 ${fmt(step.lagP99Ms ?? step.jitterP99Ms)} ms (${step.lagSource}${step.lagP99ByWorkerMs ? `; by worker ${Object.entries(step.lagP99ByWorkerMs).map(([w, v]) => `${w}: ${fmt(v)}`).join(', ')}` : ''}), underruns ${step.underruns}${step.clientStallUnderruns ? ` (+${step.clientStallUnderruns} in the clients' own stalls)` : ''}, ` +
           `EVA CPU ${fmt(step.evaCpuPct)} %, clients CPU ${fmt(step.clientCpuPct)} % (their lag p99 ${fmt(step.clientLagP99Ms)} ms), RSS/call ${fmt(step.rssPerCallMb, 2)} MB, ` +
           `EVA talking ${(step.talkingFraction * 100).toFixed(0)} %, turns ${step.turns} (${step.noReply} unanswered), clients' worst stall while connecting ${fmt(step.clientRampStallMs, 0)} ms` +
           `${step.dropped ? `, ended by EVA: ${JSON.stringify(step.dropReasons)}` : ''}${step.passed ? '' : ` — ${step.reason}`}`,
@@ -434,7 +488,7 @@ class LoadCall {
   private lastTs = 0;
   private lastAudible = false;
   // Window counters, reset by measure.
-  w = { underruns: 0, maxGapMs: 0, audibleMs: 0, turns: 0, noReply: 0, perceived: [] as number[], since: 0 };
+  w = { gaps: [] as { endMs: number; gapMs: number }[], maxGapMs: 0, audibleMs: 0, turns: 0, noReply: 0, perceived: [] as number[], since: 0 };
 
   constructor(
     private readonly ws: WebSocket,
@@ -466,7 +520,8 @@ class LoadCall {
         const tsGapMs = ((timestamp - this.lastTs) >>> 0) / 48;
         this.shared.gaps.add(gap - tsGapMs + 20);
         if (this.lastAudible) {
-          if (gap > UNDERRUN_GAP_MS) this.w.underruns++;
+          // Judged when the window closes (splitGaps): the clients' stall log may not have seen this stall yet.
+          if (gap > UNDERRUN_GAP_MS) this.w.gaps.push({ endMs: now, gapMs: gap });
           if (gap > this.w.maxGapMs) this.w.maxGapMs = gap;
         }
       }
@@ -613,6 +668,8 @@ async function clientMain(config: { wsUrl: string; clips: string[] }): Promise<v
   let windowStart = 0;
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
+  const stalls = new StallLog();
+  const stallTimer = setInterval(() => stalls.tick(performance.now()), 10);
 
   // One timer for every call, armed for the earliest due frame (like media/pacer's scheduler).
   let timer: NodeJS.Timeout | null = null;
@@ -669,7 +726,7 @@ async function clientMain(config: { wsUrl: string; clips: string[] }): Promise<v
         windowStart = performance.now();
         shared.gaps.counts.fill(0);
         shared.gaps.total = 0;
-        for (const c of calls) c.w = { underruns: 0, maxGapMs: 0, audibleMs: 0, turns: 0, noReply: 0, perceived: [], since: windowStart };
+        for (const c of calls) c.w = { gaps: [], maxGapMs: 0, audibleMs: 0, turns: 0, noReply: 0, perceived: [], since: windowStart };
         lag.reset();
         const cpu0 = process.cpuUsage();
         await new Promise((r) => setTimeout(r, ms));
@@ -683,6 +740,7 @@ async function clientMain(config: { wsUrl: string; clips: string[] }): Promise<v
           dropped: calls.filter((c) => c.gone).length,
           dropReasons,
           underruns: 0,
+          clientStallUnderruns: 0,
           maxGapMs: 0,
           gaps: { counts: Array.from(shared.gaps.counts), total: shared.gaps.total },
           audibleMs: 0,
@@ -695,7 +753,9 @@ async function clientMain(config: { wsUrl: string; clips: string[] }): Promise<v
           lagP99Ms: lag.count > 0 ? Math.max(0, lag.percentile(99) / 1e6 - 10) : 0,
         };
         for (const c of live) {
-          stats.underruns += c.w.underruns;
+          const split = splitGaps(c.w.gaps, stalls);
+          stats.underruns += split.eva;
+          stats.clientStallUnderruns += split.client;
           stats.maxGapMs = Math.max(stats.maxGapMs, c.w.maxGapMs);
           stats.audibleMs += c.w.audibleMs;
           stats.turns += c.w.turns;
@@ -705,6 +765,7 @@ async function clientMain(config: { wsUrl: string; clips: string[] }): Promise<v
         reply({ type: 'measured', stats });
       } else if (msg.cmd === 'stop') {
         if (timer) clearTimeout(timer);
+        clearInterval(stallTimer);
         await Promise.allSettled(calls.map((c) => c.close()));
         reply({ type: 'stopped' });
         // werift's DTLS retransmission timers would keep the process alive for ~30 s.

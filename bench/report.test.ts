@@ -82,7 +82,7 @@ const result: BenchResult = {
         perceived: { n: 20, min: 600, p50: 650, p95: 700, p99: 700, max: 700, mean: 650 }, passed: true,
       },
       {
-        calls: 20, connected: 20, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 12, lagMaxMs: 30, lagSource: 'server /metrics', underruns: 2, maxGapMs: 90,
+        calls: 20, connected: 20, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 12, lagMaxMs: 30, lagSource: 'server /metrics', underruns: 2, clientStallUnderruns: 3, maxGapMs: 90,
         jitterP99Ms: 8, evaCpuPct: 70, clientCpuPct: 60, clientLagP99Ms: 9, evaRssMb: 160, rssPerCallMb: 1.75, talkingFraction: 0.39, turns: 40, noReply: 0,
         perceived: { n: 40, min: 600, p50: 660, p95: 720, p99: 730, max: 730, mean: 660 }, passed: false, reason: '2 audio underruns (gaps > 60 ms)',
       },
@@ -156,6 +156,7 @@ t.test('the full report lists the machine, each profile, the text probes and the
   t.match(text, /POST \/tts \(whole WAV\).*skipped: POST \/tts answered 404/);
   t.match(text, /== load \(groq\): calls held 10; stopped: 2 audio underruns/);
   t.match(text, /^10\s+10\s+4\.2\s+0\s+41\s+35\s+30\s+140\s+1\.50\s+–\s+41%\s+20\/0\s+650\s+ok$/m);
+  t.match(text, /^20\s+20\s+12\.0\s+2 \(\+3\)\s+90\s/m, "EVA's underruns, and apart those the load clients' own stalls account for");
   t.match(text, /note: a note/);
 });
 

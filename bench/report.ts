@@ -227,7 +227,7 @@ export function loadTable(load: LoadResult & { profile: string }): string {
     String(s.calls),
     `${s.connected}`,
     num(s.lagP99Ms ?? s.jitterP99Ms, 1),
-    String(s.underruns),
+    s.clientStallUnderruns ? `${s.underruns} (+${s.clientStallUnderruns})` : String(s.underruns),
     num(s.maxGapMs),
     num(s.evaCpuPct),
     num(s.clientCpuPct),
