@@ -160,6 +160,29 @@ t.test('the full report lists the machine, each profile, the text probes and the
   t.match(text, /note: a note/);
 });
 
+t.test('ramps with EVA_WORKERS 1 and 2 are reported each, then side by side at the last step held', async (t) => {
+  const one = result.load!;
+  const two = {
+    ...one,
+    workers: 2,
+    callsHeld: 20,
+    stopReason: 'lag p99 25.0 ms > 20 ms',
+    steps: one.steps.map((s) => ({ ...s, passed: true, reason: undefined, lagP99ByWorkerMs: { '0': s.lagP99Ms! - 1, '1': s.lagP99Ms! } })),
+  };
+  const r: BenchResult = { ...result, loads: [{ ...one, workers: 1 }, two] };
+  const text = formatReport(r);
+  t.match(text, /== load \(groq\): calls held 10;/, 'the one-process ramp, as before');
+  t.match(text, /== load \(groq, EVA_WORKERS=2\): calls held 20; stopped: lag p99 25\.0 ms/);
+  t.match(text, /== load by EVA_WORKERS \(groq\)/);
+  // One process: held 10 calls at 35 % CPU (3.50 % a call); two: held 20 at 70 %, each worker's lag.
+  t.match(text, /^1\s+10\s+4\.2\s+35\s+3\.50\s+1\.50\s+30\s+2 audio underruns/m);
+  t.match(text, /^2\s+20\s+11\.0 \/ 12\.0\s+70\s+3\.50\s+1\.75\s+60\s+lag p99 25\.0 ms/m);
+  const files = Object.keys(reportFiles(r));
+  t.ok(files.some((f) => f.endsWith('-load-w1.svg')) && files.some((f) => f.endsWith('-load-w2.svg')), 'a load chart per ramp');
+  t.notOk(files.some((f) => f.endsWith('-load.svg')));
+  t.notMatch(formatReport(result), /by EVA_WORKERS/, 'a single ramp prints no comparison');
+});
+
 t.test('text tables align columns', async (t) => {
   t.equal(textTable(['a', 'n', 'note'], [['xyz', '1', 'x'], ['q', '22', '']]), 'a     n  note\n---  --  ----\nxyz   1  x\nq    22');
 });

@@ -69,6 +69,8 @@ export interface BenchResult {
   };
   profiles: ProfileResult[];
   load?: LoadResult & { profile: string };
+  /** With `--workers 1,2`: one ramp per EVA_WORKERS count, in order (`load` is the first of them). */
+  loads?: (LoadResult & { profile: string })[];
   notes: string[];
 }
 
@@ -241,9 +243,34 @@ export function loadTable(load: LoadResult & { profile: string }): string {
   ]);
   const src = load.steps[0]?.lagSource ?? 'server /metrics';
   return [
-    `== load (${load.profile}): calls held ${load.callsHeld}; stopped: ${load.stopReason}; lag from ${src}`,
+    `== load (${load.profile}${load.workers && load.workers > 1 ? `, EVA_WORKERS=${load.workers}` : ''}): calls held ${load.callsHeld}; stopped: ${load.stopReason}; lag from ${src}`,
     textTable(['calls', 'up', 'lag p99', 'underruns', 'max gap', 'EVA CPU%', 'client CPU%', 'RSS MB', 'MB/call', 'MB/added call', 'EVA talks', 'turns/unanswered', 'perceived p50', 'result'], rows),
     ...load.notes.map((n) => `   note: ${n}`),
+  ].join('\n');
+}
+
+/**
+ * Ramps with different EVA_WORKERS side by side: calls held, why each stopped, and at the last step held the worst
+ * worker's lag p99, EVA's CPU (all its processes) per call, RSS per call and the load clients' CPU.
+ */
+export function workersTable(loads: readonly (LoadResult & { profile: string })[]): string {
+  const rows = loads.map((l) => {
+    const held = l.steps.filter((s) => s.passed && s.calls === l.callsHeld).at(-1);
+    const byWorker = held?.lagP99ByWorkerMs ? Object.values(held.lagP99ByWorkerMs).map((v) => num(v, 1)).join(' / ') : num(held?.lagP99Ms, 1);
+    return [
+      String(l.workers ?? 1),
+      String(l.callsHeld),
+      byWorker,
+      num(held?.evaCpuPct),
+      held?.evaCpuPct !== undefined && held.calls > 0 ? num(held.evaCpuPct / held.calls, 2) : '–',
+      num(held?.rssPerCallMb, 2),
+      num(held?.clientCpuPct),
+      l.stopReason,
+    ];
+  });
+  return [
+    `== load by EVA_WORKERS (${loads[0]?.profile ?? '?'}): figures at the last step held`,
+    textTable(['workers', 'calls held', 'lag p99 (each worker)', 'EVA CPU%', 'CPU%/call', 'MB/call', 'client CPU%', 'stopped'], rows),
   ].join('\n');
 }
 
@@ -259,7 +286,10 @@ export function formatReport(r: BenchResult): string {
     out.push(profileTable(p), '');
     if (p.text.length) out.push(textProbeTable(p.text), '');
   }
-  if (r.load) out.push(loadTable(r.load), '');
+  if (r.loads && r.loads.length > 1) {
+    for (const l of r.loads) out.push(loadTable(l), '');
+    out.push(workersTable(r.loads), '');
+  } else if (r.load) out.push(loadTable(r.load), '');
   for (const n of r.notes) out.push(`note: ${n}`);
   return out.join('\n').trimEnd() + '\n';
 }
@@ -338,7 +368,7 @@ export function loadChart(load: LoadResult & { profile: string }): string {
       { label: 'p99 lag (ms)', color: COLORS.p95, points: lag },
       { label: 'EVA CPU (% / 10)', color: COLORS.stt, points: cpu },
     ],
-    { title: `load (${load.profile}): calls held ${load.callsHeld}`, xLabel: 'concurrent calls', yLabel: 'ms  |  % of a core / 10', markers: [{ label: 'lag limit 20 ms', value: 20 }] },
+    { title: `load (${load.profile}${load.workers && load.workers > 1 ? `, ${load.workers} workers` : ''}): calls held ${load.callsHeld}`, xLabel: 'concurrent calls', yLabel: 'ms  |  % of a core / 10', markers: [{ label: 'lag limit 20 ms', value: 20 }] },
   );
 }
 
@@ -358,7 +388,9 @@ export function reportFiles(r: BenchResult): Record<string, string> {
     files[`${base}-${safe}-waterfall.svg`] = waterfallChart(p, r.config.pauseMs ?? 160);
     files[`${base}-${safe}-histogram.svg`] = histogramChart(p);
   }
-  if (r.load && r.load.steps.length) files[`${base}-load.svg`] = loadChart(r.load);
+  if (r.loads && r.loads.length > 1) {
+    for (const l of r.loads) if (l.steps.length) files[`${base}-load-w${l.workers ?? 1}.svg`] = loadChart(l);
+  } else if (r.load && r.load.steps.length) files[`${base}-load.svg`] = loadChart(r.load);
   return files;
 }
 

@@ -31,9 +31,11 @@ t.test('options: quick defaults, profiles, overrides', async (t) => {
   t.equal(q.load, false, 'no load ramp in a quick run unless asked');
   t.equal(parseArgs(['--quick', '--load']).load, true);
   t.equal(parseArgs([]).load, true);
-  t.equal(parseArgs([]).workers, 1, 'the load ramp runs one EVA process unless told');
-  t.equal(parseArgs(['--workers', '2']).workers, 2, '--workers N sets EVA_WORKERS for it');
+  t.same(parseArgs([]).workers, [1], 'the load ramp runs one EVA process unless told');
+  t.same(parseArgs(['--workers', '2']).workers, [2], '--workers N sets EVA_WORKERS for it');
+  t.same(parseArgs(['--workers', '1,2']).workers, [1, 2], '--workers 1,2: one ramp each, in order');
   t.throws(() => parseArgs(['--workers', '0']), /--workers needs an integer ≥ 1/);
+  t.throws(() => parseArgs(['--workers', '1,x']), /--workers needs an integer ≥ 1/);
   const a = parseArgs(['--profile', 'groq,ttftMs=200', '--profile=instant', '--turns', '5', '--load-only', '--load-max=40']);
   t.same(a.profiles.map((p) => p.label), ['groq+ttftMs=200', 'instant']);
   t.equal(a.turns, 5);

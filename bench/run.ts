@@ -44,7 +44,8 @@ const USAGE = `usage: npm run bench -- [options]
   --load-max N            stop ramping at N calls (default 160; quick 8)
   --load-step N           ramp by N calls a step (10, 20, 30 …) instead of doubling (10, 20, 40 …)
   --load-window MS        measuring window per step (default 15000; quick 5000)
-  --workers N             EVA_WORKERS for the load ramp's EVA (default 1; the latency profiles always run one process)
+  --workers N[,M…]        EVA_WORKERS for the load ramp's EVA (default 1; the latency profiles always run one process);
+                          a list (--workers 1,2) runs one ramp per count, each on a fresh EVA, and prints them side by side
   --out DIR               where results go (default bench/results)
   --eva-entry FILE        the EVA entry point to spawn (default dist/server/main.js)`;
 
@@ -68,7 +69,8 @@ export interface Args {
   loadStart: number;
   loadWindowMs: number;
   /** EVA_WORKERS of the load ramp's EVA. */
-  workers: number;
+  /** EVA_WORKERS of the load ramp: one ramp per entry, in order. */
+  workers: number[];
   outDir: string;
   evaEntry: string;
 }
@@ -82,6 +84,7 @@ export function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let text = true;
   let load: boolean | undefined;
+  let workers: number[] | undefined;
   let loadOnly = false;
   let loadProfile = 'groq';
   let outDir = join(ROOT, 'bench', 'results');
@@ -118,7 +121,7 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--load-max': nums.loadMax = int(flag, value(), 1); break;
       case '--load-step': nums.loadStep = int(flag, value(), 1); break;
       case '--load-window': nums.loadWindowMs = int(flag, value(), 1000); break;
-      case '--workers': nums.workers = int(flag, value(), 1); break;
+      case '--workers': workers = value().split(',').map((w) => int(flag, w.trim(), 1)); break;
       case '--out': outDir = value(); break;
       case '--eva-entry': evaEntry = value(); break;
       case '--help': case '-h': throw new Error(USAGE);
@@ -144,7 +147,7 @@ export function parseArgs(argv: readonly string[]): Args {
     loadStep: nums.loadStep,
     loadStart: Math.min(quick ? 4 : 10, loadMax),
     loadWindowMs: nums.loadWindowMs ?? (quick ? 5000 : 15_000),
-    workers: nums.workers ?? 1,
+    workers: workers ?? [1],
     outDir,
     evaEntry,
   };
@@ -687,18 +690,18 @@ async function runProfile(p: BenchProfile, args: Args, utterances: Utterance[], 
   return result;
 }
 
-async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSignal): Promise<BenchResult['load']> {
+async function runLoadPhase(args: Args, workers: number, utterances: Utterance[], signal: AbortSignal): Promise<NonNullable<BenchResult['load']>> {
   const p = args.loadProfile;
-  log(`\n== load (${p.label}): ramp ${rampLevels(args.loadStart, args.loadMax, args.loadStep).join(', ')} calls, ${args.loadWindowMs / 1000} s per step`);
+  log(`\n== load (${p.label}${workers > 1 ? `, ${workers} workers` : ''}): ramp ${rampLevels(args.loadStart, args.loadMax, args.loadStep).join(', ')} calls, ${args.loadWindowMs / 1000} s per step`);
   const mark = cleanups.length;
   try {
     const standins = await startStandins(p, utterances);
     const eva = await startEva(args.evaEntry, {
       ...evaEnv(p, { groq: standins.groq.url, openai: standins.groq.openaiUrl, ollama: standins.ollama.url, realtime: standins.realtime?.url }),
       EVA_MAX_CALLS: String(Math.max(100, args.loadMax * 2)),
-      EVA_WORKERS: String(args.workers),
+      EVA_WORKERS: String(workers),
     });
-    log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid}${args.workers > 1 ? `, ${args.workers} workers` : ''})`);
+    log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid}${workers > 1 ? `, ${workers} workers` : ''})`);
     const clips = utterances.filter((u) => u.kind === 'short').map((u) => u.path);
     const load = await runLoad({
       httpUrl: eva.httpUrl,
@@ -711,11 +714,11 @@ async function runLoadPhase(args: Args, utterances: Utterance[], signal: AbortSi
       signal,
     });
     for (const line of eva.stderrTail()) log(`   EVA stderr: ${line.slice(0, 300)}`);
-    if (args.workers > 1) load.notes.push(`EVA ran ${args.workers} worker processes (EVA_WORKERS); CPU and RSS add up all of its processes, lag is the worst worker's`);
-    return { ...load, profile: p.label, workers: args.workers };
+    if (workers > 1) load.notes.push(`EVA ran ${workers} worker processes (EVA_WORKERS); CPU and RSS add up all of its processes, lag is the worst worker's`);
+    return { ...load, profile: p.label, workers };
   } catch (err) {
     log(`   ! load: ${(err as Error).message}`);
-    return { profile: p.label, levels: [], steps: [], callsHeld: 0, stopReason: `failed: ${(err as Error).message}`, notes: [] };
+    return { profile: p.label, levels: [], steps: [], callsHeld: 0, stopReason: `failed: ${(err as Error).message}`, notes: [], workers };
   } finally {
     const mine = cleanups.splice(mark);
     for (const fn of mine.reverse()) await Promise.resolve(fn()).catch(() => undefined);
@@ -811,7 +814,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (args.load && !ac.signal.aborted) {
       result.config.load = { profile: args.loadProfile.label, levels: rampLevels(args.loadStart, args.loadMax, args.loadStep), windowMs: args.loadWindowMs, settleMs: args.quick ? 2000 : 4000 };
-      result.load = await runLoadPhase(args, utterances, ac.signal);
+      const loads: NonNullable<BenchResult['load']>[] = [];
+      for (const w of args.workers) {
+        if (ac.signal.aborted) break;
+        loads.push(await runLoadPhase(args, w, utterances, ac.signal));
+      }
+      result.load = loads[0];
+      if (loads.length > 1) result.loads = loads;
     }
   } finally {
     await runCleanups();
