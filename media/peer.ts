@@ -11,6 +11,7 @@ import {
   MediaStream,
   MediaStreamTrack,
   RTCPeerConnection,
+  type RTCRtpSender,
   RtpHeader,
   RtpPacket,
   useOPUS,
@@ -22,6 +23,9 @@ import { checkOfferSdp, SdpError } from './sdp-check.js';
 export { checkOfferSdp, SdpError };
 
 export const OPUS_PT = 111;
+
+/** werift logs and swallows a failed UDP send itself; this only keeps a rejection of its own from going unhandled. */
+const ignoreSendError = (): void => undefined;
 
 export type PeerCloseReason = 'dtls_closed' | 'failed' | 'closed';
 
@@ -137,6 +141,8 @@ export function answerAsksDtx(sdp: string): boolean {
 export class Peer {
   private readonly pc: RTCPeerConnection;
   private readonly track = new MediaStreamTrack({ kind: 'audio' });
+  /** The audio transceiver's sender: EVA's frames go to it directly (sendAudio). */
+  private sender: RTCRtpSender | null = null;
   private readonly handlers: PeerHandlers;
   private readonly opts: PeerOptions;
   private closed = false;
@@ -229,7 +235,7 @@ export class Peer {
   /** Server role: apply the browser's offer and return the complete answer (candidates included). */
   async answer(offerSdp: string): Promise<string> {
     checkOfferSdp(offerSdp);
-    this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never);
+    this.sender = this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never).sender;
     try {
       await this.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
     } catch (err) {
@@ -243,7 +249,7 @@ export class Peer {
 
   /** Client role: make an offer with a sendrecv audio transceiver. */
   async offer(): Promise<string> {
-    this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never);
+    this.sender = this.pc.addTransceiver(this.track, { direction: 'sendrecv', streams: [new MediaStream()] } as never).sender;
     const offer = await this.pc.createOffer();
     this.noDefaultStun();
     await this.pc.setLocalDescription(offer);
@@ -285,10 +291,16 @@ export class Peer {
 
   /** Send one Opus packet. werift fills the SSRC and header extensions; sequence and timestamp are ours. */
   sendAudio(payload: Buffer, h: OutgoingHeader): void {
-    if (this.closed || !this.connected) return;
-    this.track.writeRtp(
-      new RtpPacket(new RtpHeader({ payloadType: OPUS_PT, sequenceNumber: h.sequenceNumber, timestamp: h.timestamp, marker: h.marker }), payload),
-    );
+    if (this.closed || !this.connected || !this.sender) return;
+    // To the sender, not through track.writeRtp: the track clones the packet, fans it out to its subscribers
+    // (a copy of its set, a second clone, an async listener) and the sender clones it once more; the sender's
+    // own clone is the one that matters (it rewrites SSRC, payload type and extensions). The packet is fresh.
+    const header = new RtpHeader();
+    header.payloadType = OPUS_PT;
+    header.sequenceNumber = h.sequenceNumber;
+    header.timestamp = h.timestamp;
+    header.marker = h.marker;
+    this.sender.sendRtp(new RtpPacket(header, payload)).catch(ignoreSendError);
   }
 
   /** Idempotent. */
