@@ -68,7 +68,6 @@ export interface Args {
   loadStep?: number;
   loadStart: number;
   loadWindowMs: number;
-  /** EVA_WORKERS of the load ramp's EVA. */
   /** EVA_WORKERS of the load ramp: one ramp per entry, in order. */
   workers: number[];
   outDir: string;
