@@ -4,6 +4,7 @@
 // each way: vad.ts batchLayout).
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { loadSileroModel } from './silero-graph.js';
 import { SESSION_OPTIONS, runPacked } from './vad.js';
 
 /** Test-only faults (see `debug` below). */
@@ -22,7 +23,7 @@ export type FromVadWorker =
 
 const port = parentPort!;
 const { modelPath, rate } = workerData as { modelPath: string; rate: number };
-const session = await ort.InferenceSession.create(modelPath, SESSION_OPTIONS);
+const session = await ort.InferenceSession.create(loadSileroModel(modelPath), SESSION_OPTIONS);
 const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(rate)]), []);
 const post = (msg: FromVadWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 /** The fault tests armed (honoured only with EVA_TEST_FAULTS=1: production never hangs on request). */

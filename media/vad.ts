@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { loadSileroModel } from './silero-graph.js';
 import { WorkerSupervisor, type WorkerError } from './supervisor.js';
 import { vadTotals } from './vad-totals.js';
 import type { FromVadWorker, ToVadWorker, VadFault } from './vad-worker.js';
@@ -284,7 +285,7 @@ export class VadEngine {
       await runner.start();
       return new VadEngine(runner, opts);
     }
-    return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(modelPath, SESSION_OPTIONS)), opts);
+    return new VadEngine(new MainThreadRunner(await ort.InferenceSession.create(loadSileroModel(modelPath), SESSION_OPTIONS)), opts);
   }
 
   createStream(onProb: ProbListener, opts: VadStreamOptions = {}): VadStream {
