@@ -9,6 +9,7 @@
 // All pacers of the process share one timer (PacerScheduler): 80 calls cost one setTimeout, not 80.
 import type { OpusEncoder } from './opus.js';
 import { rmsOf } from './level.js';
+import { FrameRing } from './frame-ring.js';
 import { framesDue } from './pacer-core.js';
 import { RtpSequencer, type OutgoingHeader } from './rtp.js';
 
@@ -66,11 +67,6 @@ export function dtxSends(slot: number): boolean {
   return slot % DTX_KEEPALIVE_FRAMES === 0;
 }
 
-interface QueuedFrame {
-  pcm: Int16Array;
-  tag?: FrameTag;
-}
-
 export class Pacer {
   private readonly enc: OpusEncoder;
   private readonly sendFn: PacerOptions['send'];
@@ -78,9 +74,8 @@ export class Pacer {
   private readonly scheduler: PacerScheduler;
   private readonly maxFrames: number;
   private readonly seq = new RtpSequencer();
-  private queue: QueuedFrame[] = [];
-  private partial: Int16Array;
-  private partialLen = 0;
+  /** The queued frames and the partial one being filled (frame-ring.ts: a queued frame allocates nothing). */
+  private readonly queue: FrameRing;
   private segment: number | undefined;
   private segSamples = 0;
   private silence: Buffer | null = null;
@@ -112,7 +107,8 @@ export class Pacer {
     this.startAtOnce = opts.startAtOnce ?? true;
     this.dtx = opts.dtx ?? false;
     this.tailLength = opts.tailFrames ?? SILENCE_TAIL_FRAMES;
-    this.partial = new Int16Array(this.enc.frameSamples);
+    // The bound plus a few 100 ms writes past it before the ring has to grow.
+    this.queue = new FrameRing(this.enc.frameSamples, this.maxFrames + 8);
     this.zeros = new Int16Array(this.enc.frameSamples);
   }
 
@@ -123,7 +119,7 @@ export class Pacer {
     return this.enc.sampleRate;
   }
   get queuedMs(): number {
-    return (this.queue.length + (this.partialLen > 0 ? 1 : 0)) * 20;
+    return (this.queue.length + (this.queue.partialLen > 0 ? 1 : 0)) * 20;
   }
   get speaking(): boolean {
     return this.talking || this.queue.length > 0;
@@ -153,26 +149,21 @@ export class Pacer {
     let i = 0;
     const n = this.enc.frameSamples;
     while (i < pcm.length) {
-      const take = Math.min(n - this.partialLen, pcm.length - i);
-      this.partial.set(pcm.subarray(i, i + take), this.partialLen);
-      this.partialLen += take;
+      const take = this.queue.write(pcm, i);
       this.segSamples += take;
       i += take;
-      if (this.partialLen === n) this.pushPartial();
+      if (this.queue.partialLen === n) this.pushPartial();
     }
   }
 
   /** Pad and queue the last partial frame (end of a segment). */
   flush(): void {
-    if (this.partialLen > 0) this.pushPartial();
+    if (this.queue.partialLen > 0) this.pushPartial();
   }
 
   private pushPartial(): void {
-    const tag =
-      this.segment === undefined ? undefined : { segment: this.segment, endMs: (this.segSamples * 1000) / this.enc.sampleRate };
-    this.queue.push({ pcm: this.partial, tag });
-    this.partial = new Int16Array(this.enc.frameSamples);
-    this.partialLen = 0;
+    if (this.segment === undefined) this.queue.commit(NaN, 0);
+    else this.queue.commit(this.segment, (this.segSamples * 1000) / this.enc.sampleRate);
     if (this.startAtOnce && this.queue.length === 1 && !this.talking && this.running) this.kick();
   }
 
@@ -215,8 +206,7 @@ export class Pacer {
   clear(): number {
     const dropped = this.queuedMs;
     this.held = false;
-    this.queue = [];
-    this.partialLen = 0;
+    this.queue.clear();
     this.wake();
     return dropped;
   }
@@ -231,9 +221,8 @@ export class Pacer {
       // Drop the audio those slots would have carried, so the reply stays in time with the clock. Its time has
       // passed: the last dropped position is reported as played, or a clip whose end fell in a stall would never
       // be reported finished (a probe's play() waited for ever on it).
-      const dropped = this.queue.splice(0, due.skip);
-      const lastTag = dropped.findLast((f) => f.tag)?.tag;
-      if (lastTag) this.events.played?.(lastTag);
+      const lastTagged = this.queue.drop(due.skip);
+      if (lastTagged >= 0) this.playedTag(lastTagged);
     }
     for (let k = 0; k < due.send; k++) this.sendOne(now);
     this.clock.sent += due.send + due.skip;
@@ -249,11 +238,12 @@ export class Pacer {
       this.quietSlots = 0;
       return;
     }
-    const frame = this.queue.shift();
-    if (frame) {
+    if (this.queue.length > 0) {
+      const slot = this.queue.first;
+      const pcm = this.queue.frame(slot);
       this.quietSlots = 0;
       const header = this.seq.next(true);
-      const payload = this.enc.encode(frame.pcm);
+      const payload = this.enc.encode(pcm);
       if (!this.talking) {
         this.talking = true;
         this.events.talkStart?.(now);
@@ -261,8 +251,12 @@ export class Pacer {
       this.sendFn(payload, header);
       this.stats.frames++;
       this.stats.speechFrames++;
-      if (frame.tag) this.events.played?.(frame.tag);
-      if (this.events.level) this.events.level(rmsOf(frame.pcm), now);
+      // The slot is reused once shifted: read it first.
+      if (this.events.level) this.events.level(rmsOf(pcm), now);
+      const tagged = !Number.isNaN(this.queue.tagSegment(slot));
+      const tag = tagged ? { segment: this.queue.tagSegment(slot), endMs: this.queue.tagEndMs(slot) } : null;
+      this.queue.shift();
+      if (tag) this.events.played?.(tag);
       return;
     }
     if (this.talking) {
@@ -289,6 +283,10 @@ export class Pacer {
     this.stats.frames++;
   }
 
+  private playedTag(slot: number): void {
+    this.events.played?.({ segment: this.queue.tagSegment(slot), endMs: this.queue.tagEndMs(slot) });
+  }
+
   private wake(): void {
     const w = this.waiters;
     this.waiters = [];
@@ -298,7 +296,7 @@ export class Pacer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue = [];
+    this.queue.clear();
     this.scheduler.remove(this);
     this.wake();
   }
