@@ -62,7 +62,12 @@ export interface VadResetEvent {
 export class VadStream {
   readonly h = new Float32Array(STATE);
   readonly c = new Float32Array(STATE);
-  private buf = new Float32Array(VAD_WINDOW);
+  private buf: Float32Array = new Float32Array(VAD_WINDOW);
+  /**
+   * Windows whose samples were copied into a batch or answered without the model, for push() to fill again: a
+   * 2 KB Float32Array 31 times a second per call was each an ArrayBuffer of its own for the GC to track and free.
+   */
+  private readonly spare: Float32Array[] = [];
   private fill = 0;
   private samples = 0;
   /** Windows waiting for the engine (bounded: a stream can never queue more than ~1 s). */
@@ -89,14 +94,20 @@ export class VadStream {
       this.energy += x * x;
       if (this.fill === VAD_WINDOW) {
         this.samples += VAD_WINDOW;
-        if (this.pending.length >= 32) this.pending.shift(); // engine stalled: keep the newest audio
+        if (this.pending.length >= 32) this.recycle(this.pending.shift()!.window); // engine stalled: keep the newest audio
         this.pending.push({ window: this.buf, endSample: this.samples, quiet: this.energy < QUIET_RMS * QUIET_RMS * VAD_WINDOW });
-        this.buf = new Float32Array(VAD_WINDOW);
+        this.buf = this.spare.pop() ?? new Float32Array(VAD_WINDOW);
         this.fill = 0;
         this.energy = 0;
         this.engine.schedule(this);
       }
     }
+  }
+
+  /** @internal the engine is done with a window's samples. */
+  recycle(window: Float32Array): void {
+    // A few are enough: windows come back within a batch or two of being pushed.
+    if (this.spare.length < 4) this.spare.push(window);
   }
 
   reset(): void {
@@ -404,6 +415,7 @@ export class VadEngine {
   private skipSettled(s: VadStream): void {
     while (!s.closed && s.quietRun >= SETTLE_WINDOWS && s.pending[0]?.quiet) {
       const w = s.pending.shift()!;
+      s.recycle(w.window);
       this.skipped++;
       vadTotals.skippedWindows++;
       this.deliver(s, 0, w.endSample);
@@ -427,6 +439,7 @@ export class VadEngine {
       const w = s.pending.shift()!;
       s.inFlight = true;
       packed.set(w.window, L.input + b * VAD_WINDOW);
+      s.recycle(w.window);
       // State layout is [layer=2][batch][64].
       for (let l = 0; l < 2; l++) {
         packed.set(s.h.subarray(l * 64, l * 64 + 64), L.h + (l * B + b) * 64);
