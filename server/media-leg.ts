@@ -38,7 +38,7 @@ export interface MediaLegDeps {
    * (media/rx-clock.ts). Default false.
    */
   dtx?: boolean;
-  /** One decoded 20 ms frame, 16 kHz mono. */
+  /** One decoded 20 ms frame, 16 kHz mono. Read-only: the caller's unsent silence is one shared frame of zeros. */
   onAudio(pcm: Int16Array): void;
   /** The pacer's playout events, for the session core. */
   events: PacerEvents;
@@ -72,6 +72,13 @@ export interface CallMedia {
   start(): void;
   close(): void;
 }
+
+/**
+ * The caller's unsent silence, one 20 ms frame, shared by every call and never written: onAudio's consumers copy
+ * what they keep (the ring, the VAD, a streaming STT). A new Int16Array per frame was ~30 ArrayBuffers a second
+ * per listening call for the GC.
+ */
+const ZERO_FRAME = new Int16Array(FILL_FRAME);
 
 export class MediaLeg implements CallMedia {
   /** For the watchdog: the time of the last RTP packet, or of the offer. */
@@ -158,7 +165,7 @@ export class MediaLeg implements CallMedia {
 
   private pushZeros(n: number): void {
     rtpTotals.filledSamples += n;
-    for (let done = 0; done < n; done += FILL_FRAME) this.deps.onAudio(new Int16Array(Math.min(FILL_FRAME, n - done)));
+    for (let done = 0; done < n; done += FILL_FRAME) this.deps.onAudio(n - done >= FILL_FRAME ? ZERO_FRAME : ZERO_FRAME.subarray(0, n - done));
   }
 
   /** Opus DTX is on: the receive clock exists only then. */
