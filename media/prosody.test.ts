@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createEspeakTts, type EspeakTts } from '../server/providers/tts-espeak.js';
-import { contourOf, prosodyOf, type ProsodyFeatures } from './prosody.js';
+import { contourOf, medianInPlace, prosodyOf, type ProsodyFeatures } from './prosody.js';
 import { createResampler } from './resample.js';
 
 const RATE = 16000;
@@ -183,4 +183,23 @@ t.test('eSpeak NG speech', async (t) => {
     }
     t.pass('timings are in the comments');
   });
+});
+
+t.test('the in-place median matches a plain sort, odd and even counts, by insertion and by typed sort', async (t) => {
+  let seed = 11;
+  const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const scratch = new Float64Array(64);
+  let wrong = 0;
+  for (let n = 1; n <= 40; n++) {
+    for (let round = 0; round < 20; round++) {
+      // Repeated values too: medians of pitch frames often tie.
+      const v = Array.from({ length: n }, () => Math.round(rnd() * 20) / 4 - 2.5);
+      scratch.set(v);
+      const s = [...v].sort((a, b) => a - b);
+      const want = n % 2 ? s[n >> 1]! : (s[(n >> 1) - 1]! + s[n >> 1]!) / 2;
+      if (medianInPlace(scratch, n) !== want) wrong++;
+    }
+  }
+  t.equal(wrong, 0, '800 arrays of 1–40 values');
+  t.ok(Number.isNaN(medianInPlace(scratch, 0)), 'no values: NaN');
 });

@@ -233,7 +233,13 @@ function trackPitch(pcm: Int16Array, rate: number, from: number, end: number, th
   }
   out.reverse();
   // Octave errors and creaky frames: drop frames far from the median of their ±5 neighbours.
-  return out.filter((p, i) => Math.abs(p.st - median(out.slice(Math.max(0, i - 5), i + 6).map((q) => q.st))) <= OUTLIER_ST);
+  return out.filter((p, i) => {
+    const from = Math.max(0, i - 5);
+    const to = Math.min(out.length, i + 6);
+    const w = scratch(to - from);
+    for (let j = from; j < to; j++) w[j - from] = out[j]!.st;
+    return Math.abs(p.st - medianInPlace(w, to - from)) <= OUTLIER_ST;
+  });
 }
 
 function pitchFeatures(frames: PitchFrame[]): Pick<ProsodyFeatures, 'pitchSlopeSt' | 'finalDropSt' | 'finalRiseSt'> {
@@ -251,7 +257,7 @@ function pitchFeatures(frames: PitchFrame[]): Pick<ProsodyFeatures, 'pitchSlopeS
   let finalRiseSt: number | null = null;
   if (enough) {
     let low = Infinity;
-    for (let i = 1; i + 1 < stretch.length; i++) low = Math.min(low, median([stretch[i - 1]!.st, stretch[i]!.st, stretch[i + 1]!.st]));
+    for (let i = 1; i + 1 < stretch.length; i++) low = Math.min(low, median3(stretch[i - 1]!.st, stretch[i]!.st, stretch[i + 1]!.st));
     finalRiseSt = round2(Math.max(0, median(within(0, RISE_END_MS).map((p) => p.st)) - low));
   }
 
@@ -263,14 +269,15 @@ function pitchFeatures(frames: PitchFrame[]): Pick<ProsodyFeatures, 'pitchSlopeS
 
 /** Median of pairwise slopes of st against `ago` (st per ms; positive = higher further back = falling). */
 function theilSen(p: PitchFrame[]): number {
-  const slopes: number[] = [];
+  const slopes = scratch((p.length * (p.length - 1)) / 2);
+  let n = 0;
   for (let i = 0; i < p.length; i++) {
     for (let j = i + 1; j < p.length; j++) {
       const dt = p[j]!.ago - p[i]!.ago;
-      if (dt !== 0) slopes.push((p[j]!.st - p[i]!.st) / dt);
+      if (dt !== 0) slopes[n++] = (p[j]!.st - p[i]!.st) / dt;
     }
   }
-  return median(slopes);
+  return medianInPlace(slopes, n);
 }
 
 /** Last nucleus duration over the median of the earlier whole nuclei, from 10 ms frame levels. */
@@ -321,11 +328,41 @@ function finalLengthening(db: Float64Array, thr: number, medianDb: number, cutAt
   return round2(durs.at(-1)! / median(durs.slice(0, -1)));
 }
 
-function median(v: number[]): number {
-  if (v.length === 0) return NaN;
-  const a = [...v].sort((x, y) => x - y);
-  const m = a.length >> 1;
-  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+function median(v: readonly number[]): number {
+  const a = scratch(v.length);
+  for (let i = 0; i < v.length; i++) a[i] = v[i]!;
+  return medianInPlace(a, v.length);
+}
+
+/**
+ * The median of a[0, n), reordering them. One pause's analysis takes a few hundred medians (an outlier check per
+ * pitch frame, Theil–Sen's pairwise slopes): they sort a shared scratch array in place instead of copying into a
+ * new array each (prosody was EVA's own largest allocator under load).
+ * @internal exported for its test
+ */
+export function medianInPlace(a: Float64Array, n: number): number {
+  if (n === 0) return NaN;
+  if (n <= 16) {
+    for (let i = 1; i < n; i++) {
+      const v = a[i]!;
+      let j = i - 1;
+      for (; j >= 0 && a[j]! > v; j--) a[j + 1] = a[j]!;
+      a[j + 1] = v;
+    }
+  } else a.subarray(0, n).sort();
+  const m = n >> 1;
+  return n % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+}
+
+function median3(a: number, b: number, c: number): number {
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+}
+
+let scratchBuf = new Float64Array(256);
+/** A scratch array of at least n values, reused by every median (the analysis is synchronous: one user at a time). */
+function scratch(n: number): Float64Array {
+  if (scratchBuf.length < n) scratchBuf = new Float64Array(Math.max(n, scratchBuf.length * 2));
+  return scratchBuf;
 }
 
 function round2(v: number): number {
