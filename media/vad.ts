@@ -440,10 +440,13 @@ export class VadEngine {
       s.inFlight = true;
       packed.set(w.window, L.input + b * VAD_WINDOW);
       s.recycle(w.window);
-      // State layout is [layer=2][batch][64].
+      // State layout is [layer=2][batch][64]; copied by index, not through a view per layer and array.
       for (let l = 0; l < 2; l++) {
-        packed.set(s.h.subarray(l * 64, l * 64 + 64), L.h + (l * B + b) * 64);
-        packed.set(s.c.subarray(l * 64, l * 64 + 64), L.c + (l * B + b) * 64);
+        const at = (l * B + b) * 64;
+        for (let k = 0; k < 64; k++) {
+          packed[L.h + at + k] = s.h[l * 64 + k]!;
+          packed[L.c + at + k] = s.c[l * 64 + k]!;
+        }
       }
       return w;
     });
@@ -463,8 +466,11 @@ export class VadEngine {
     streams.forEach((s, b) => {
       if (s.closed) return;
       for (let l = 0; l < 2; l++) {
-        s.h.set(out.subarray(L.out.h + (l * B + b) * 64, L.out.h + (l * B + b) * 64 + 64), l * 64);
-        s.c.set(out.subarray(L.out.c + (l * B + b) * 64, L.out.c + (l * B + b) * 64 + 64), l * 64);
+        const at = (l * B + b) * 64;
+        for (let k = 0; k < 64; k++) {
+          s.h[l * 64 + k] = out[L.out.h + at + k]!;
+          s.c[l * 64 + k] = out[L.out.c + at + k]!;
+        }
       }
       s.quietRun = taken[b]!.quiet ? s.quietRun + 1 : 0;
       this.deliver(s, out[L.out.prob + b]!, taken[b]!.endSample);
