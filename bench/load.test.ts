@@ -1,5 +1,5 @@
 import t from 'tap';
-import { GapHistogram, StallLog, cpuPercent, idleLagOffset, parseLagQuantiles, parseProcStat, parseRssMb, parseWorkerLag, rampLevels, splitGaps, stepProblem } from './load.js';
+import { GapHistogram, StallLog, cpuPercent, idleLagOffset, parseCpuStat, parseLagQuantiles, parseProcStat, parseRssMb, parseWorkerLag, rampLevels, splitGaps, stealPercent, stepProblem } from './load.js';
 
 t.test('the server lag quantiles come from EVA’s Prometheus text, in ms', async (t) => {
   const text = [
@@ -107,4 +107,15 @@ t.test("a gap is EVA's underrun only when it is still over the limit with the cl
   ];
   t.same(splitGaps(gaps, log, 60), { eva: 2, client: 1 });
   t.same(splitGaps([], log, 60), { eva: 0, client: 0 });
+});
+
+t.test('stolen CPU: the steal ticks of /proc/stat over all ticks between two readings', async (t) => {
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user and nice already)
+  const a = parseCpuStat('cpu  1000 10 200 5000 20 0 10 60 40 0\ncpu0 500 5 100 2500 10 0 5 30 20 0\nintr 1 2 3\n');
+  const b = parseCpuStat('cpu  1300 10 260 5340 20 0 10 160 90 0\ncpu0 650 5 130 2650 10 0 5 80 45 0\n');
+  t.same(a, { total: 6300, steal: 60 }, 'the aggregate line, eight values, guest not counted twice');
+  t.equal(stealPercent(a!, b!), 12.5, '100 of 800 ticks stolen');
+  t.equal(stealPercent(a!, a!), 0, 'no time passed');
+  t.equal(parseCpuStat('intr 1 2 3\n'), undefined, 'no cpu line');
+  t.equal(parseCpuStat('cpu  1 2 3\n'), undefined, 'a kernel too old to report steal');
 });

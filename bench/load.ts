@@ -65,6 +65,11 @@ export interface LoadStep {
   evaCpuPct?: number;
   /** The load clients' CPU over the window, % of one core. */
   clientCpuPct: number;
+  /**
+   * Share of the whole machine's CPU time the hypervisor gave to other guests over the window (`steal` in
+   * /proc/stat), %. A ramp run while it is high measures the neighbours, not EVA: the report flags it.
+   */
+  stealPct?: number;
   clientLagP99Ms: number;
   evaRssMb?: number;
   /** (RSS − RSS with no calls) / calls. */
@@ -172,6 +177,33 @@ export function parseProcStat(text: string): number {
 export function parseRssMb(text: string): number | undefined {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
   return m ? Number(m[1]) / 1024 : undefined;
+}
+
+/** The aggregate `cpu` line of /proc/stat: all ticks, and the ticks stolen by the hypervisor (8th value). */
+export function parseCpuStat(text: string): { total: number; steal: number } | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) return undefined;
+  // user nice system idle iowait irq softirq steal [guest guest_nice: already inside user and nice]
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (v.length < 8 || v.some((x) => !Number.isFinite(x))) return undefined;
+  return { total: v.reduce((a, b) => a + b, 0), steal: v[7]! };
+}
+
+/** Stolen share of the machine's CPU time between two /proc/stat readings, %. */
+export function stealPercent(before: { total: number; steal: number }, after: { total: number; steal: number }): number {
+  const total = after.total - before.total;
+  return total > 0 ? ((after.steal - before.steal) / total) * 100 : 0;
+}
+
+/** Above this much stolen CPU in a step, the report says the ramp measured the host as much as EVA. */
+export const STEAL_WARN_PCT = 5;
+
+function readCpuStat(): { total: number; steal: number } | undefined {
+  try {
+    return parseCpuStat(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** CPU % of one core between two tick readings `wallMs` apart (USER_HZ = 100 on Linux). */
@@ -389,10 +421,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       await scrapeLag(opts.httpUrl); // resets the server's lag window
       const pids = await evaPids(opts.httpUrl, opts.evaPid);
       const evaBefore = readProc(pids);
+      const statBefore = readCpuStat();
       const t0 = performance.now();
       const measured = await child.request({ cmd: 'measure', ms: opts.windowMs }, opts.windowMs + 20_000);
       const wallMs = performance.now() - t0;
       const evaAfter = readProc(pids);
+      const statAfter = readCpuStat();
       const scraped = hasMetrics ? await scrapeLag(opts.httpUrl) : null;
       const lag = scraped?.all;
       if (measured.type !== 'measured') throw new Error(measured.type === 'error' ? measured.message : 'unexpected reply from the load client');
@@ -427,6 +461,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         if (workers.length > 1) step.lagP99ByWorkerMs = Object.fromEntries(workers.map(([w, qs]) => [w, Math.max(0, qs['0.99']! - lagOffsetMs)]));
       }
       if (evaBefore.ticks !== undefined && evaAfter.ticks !== undefined) step.evaCpuPct = cpuPercent(evaBefore.ticks, evaAfter.ticks, wallMs);
+      if (statBefore && statAfter) step.stealPct = stealPercent(statBefore, statAfter);
       if (evaAfter.rssMb !== undefined) {
         step.evaRssMb = evaAfter.rssMb;
         if (result.baselineRssMb !== undefined && calls > 0) step.rssPerCallMb = (evaAfter.rssMb - result.baselineRssMb) / calls;
@@ -439,7 +474,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       opts.log(
         `load: ${calls} calls: lag p99 ${fmt(step.lagP99Ms ?? step.jitterP99Ms)} ms (${step.lagSource}${step.lagP99ByWorkerMs ? `; by worker ${Object.entries(step.lagP99ByWorkerMs).map(([w, v]) => `${w}: ${fmt(v)}`).join(', ')}` : ''}), underruns ${step.underruns}${step.clientStallUnderruns ? ` (+${step.clientStallUnderruns} in the clients' own stalls)` : ''}, ` +
           `EVA CPU ${fmt(step.evaCpuPct)} %, clients CPU ${fmt(step.clientCpuPct)} % (their lag p99 ${fmt(step.clientLagP99Ms)} ms), RSS/call ${fmt(step.rssPerCallMb, 2)} MB, ` +
-          `EVA talking ${(step.talkingFraction * 100).toFixed(0)} %, turns ${step.turns} (${step.noReply} unanswered), clients' worst stall while connecting ${fmt(step.clientRampStallMs, 0)} ms` +
+          `EVA talking ${(step.talkingFraction * 100).toFixed(0)} %, turns ${step.turns} (${step.noReply} unanswered), clients' worst stall while connecting ${fmt(step.clientRampStallMs, 0)} ms, CPU stolen ${fmt(step.stealPct)} %` +
           `${step.dropped ? `, ended by EVA: ${JSON.stringify(step.dropReasons)}` : ''}${step.passed ? '' : ` — ${step.reason}`}`,
       );
       if (!step.passed) {
@@ -450,6 +485,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     }
   } finally {
     await child.stop();
+  }
+  const stolen = result.steps.filter((s) => (s.stealPct ?? 0) > STEAL_WARN_PCT);
+  if (stolen.length) {
+    result.notes.push(
+      `the hypervisor took over ${STEAL_WARN_PCT} % of this machine's CPU in ${stolen.length} of ${result.steps.length} steps (up to ${fmt(Math.max(...stolen.map((s) => s.stealPct!)), 0)} %, column "steal"): those steps measured the host's other guests as much as EVA`,
+    );
   }
   return result;
 }

@@ -78,12 +78,12 @@ const result: BenchResult = {
     steps: [
       {
         calls: 10, connected: 10, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 4.2, lagMaxMs: 9, lagSource: 'server /metrics', underruns: 0, maxGapMs: 41,
-        jitterP99Ms: 3, evaCpuPct: 35, clientCpuPct: 30, clientLagP99Ms: 3, evaRssMb: 140, rssPerCallMb: 1.5, talkingFraction: 0.41, turns: 20, noReply: 0,
+        jitterP99Ms: 3, evaCpuPct: 35, clientCpuPct: 30, stealPct: 2, clientLagP99Ms: 3, evaRssMb: 140, rssPerCallMb: 1.5, talkingFraction: 0.41, turns: 20, noReply: 0,
         perceived: { n: 20, min: 600, p50: 650, p95: 700, p99: 700, max: 700, mean: 650 }, passed: true,
       },
       {
         calls: 20, connected: 20, failedConnects: 0, dropped: 0, windowS: 10, lagP99Ms: 12, lagMaxMs: 30, lagSource: 'server /metrics', underruns: 2, clientStallUnderruns: 3, maxGapMs: 90,
-        jitterP99Ms: 8, evaCpuPct: 70, clientCpuPct: 60, clientLagP99Ms: 9, evaRssMb: 160, rssPerCallMb: 1.75, talkingFraction: 0.39, turns: 40, noReply: 0,
+        jitterP99Ms: 8, evaCpuPct: 70, clientCpuPct: 60, stealPct: 12.4, clientLagP99Ms: 9, evaRssMb: 160, rssPerCallMb: 1.75, talkingFraction: 0.39, turns: 40, noReply: 0,
         perceived: { n: 40, min: 600, p50: 660, p95: 720, p99: 730, max: 730, mean: 660 }, passed: false, reason: '2 audio underruns (gaps > 60 ms)',
       },
     ],
@@ -155,7 +155,7 @@ t.test('the full report lists the machine, each profile, the text probes and the
   t.match(text, /POST \/chat \(whole reply\)\s+2\s+10\s+10\s+12\s+12\s+server-reported p50 8/);
   t.match(text, /POST \/tts \(whole WAV\).*skipped: POST \/tts answered 404/);
   t.match(text, /== load \(groq\): calls held 10; stopped: 2 audio underruns/);
-  t.match(text, /^10\s+10\s+4\.2\s+0\s+41\s+35\s+30\s+140\s+1\.50\s+–\s+41%\s+20\/0\s+650\s+ok$/m);
+  t.match(text, /^10\s+10\s+4\.2\s+0\s+41\s+35\s+30\s+2\s+140\s+1\.50\s+–\s+41%\s+20\/0\s+650\s+ok$/m, 'with the CPU the hypervisor stole (steal%)');
   t.match(text, /^20\s+20\s+12\.0\s+2 \(\+3\)\s+90\s/m, "EVA's underruns, and apart those the load clients' own stalls account for");
   t.match(text, /note: a note/);
 });
@@ -175,8 +175,8 @@ t.test('ramps with EVA_WORKERS 1 and 2 are reported each, then side by side at t
   t.match(text, /== load \(groq, EVA_WORKERS=2\): calls held 20; stopped: lag p99 25\.0 ms/);
   t.match(text, /== load by EVA_WORKERS \(groq\)/);
   // One process: held 10 calls at 35 % CPU (3.50 % a call); two: held 20 at 70 %, each worker's lag.
-  t.match(text, /^1\s+10\s+4\.2\s+35\s+3\.50\s+1\.50\s+30\s+2 audio underruns/m);
-  t.match(text, /^2\s+20\s+11\.0 \/ 12\.0\s+70\s+3\.50\s+1\.75\s+60\s+lag p99 25\.0 ms/m);
+  t.match(text, /^1\s+10\s+4\.2\s+35\s+3\.50\s+1\.50\s+30\s+12\s+2 audio underruns/m, 'the worst step\'s stolen CPU, 12 % at 20 calls');
+  t.match(text, /^2\s+20\s+11\.0 \/ 12\.0\s+70\s+3\.50\s+1\.75\s+60\s+12\s+lag p99 25\.0 ms/m);
   const files = Object.keys(reportFiles(r));
   t.ok(files.some((f) => f.endsWith('-load-w1.svg')) && files.some((f) => f.endsWith('-load-w2.svg')), 'a load chart per ramp');
   t.notOk(files.some((f) => f.endsWith('-load.svg')));

@@ -233,6 +233,7 @@ export function loadTable(load: LoadResult & { profile: string }): string {
     num(s.maxGapMs),
     num(s.evaCpuPct),
     num(s.clientCpuPct),
+    num(s.stealPct),
     num(s.evaRssMb),
     num(s.rssPerCallMb, 2),
     num(s.rssMarginalMb, 2),
@@ -244,9 +245,15 @@ export function loadTable(load: LoadResult & { profile: string }): string {
   const src = load.steps[0]?.lagSource ?? 'server /metrics';
   return [
     `== load (${load.profile}${load.workers && load.workers > 1 ? `, EVA_WORKERS=${load.workers}` : ''}): calls held ${load.callsHeld}; stopped: ${load.stopReason}; lag from ${src}`,
-    textTable(['calls', 'up', 'lag p99', 'underruns', 'max gap', 'EVA CPU%', 'client CPU%', 'RSS MB', 'MB/call', 'MB/added call', 'EVA talks', 'turns/unanswered', 'perceived p50', 'result'], rows),
+    textTable(['calls', 'up', 'lag p99', 'underruns', 'max gap', 'EVA CPU%', 'client CPU%', 'steal%', 'RSS MB', 'MB/call', 'MB/added call', 'EVA talks', 'turns/unanswered', 'perceived p50', 'result'], rows),
     ...load.notes.map((n) => `   note: ${n}`),
   ].join('\n');
+}
+
+/** The largest stolen CPU share of a ramp's steps, or undefined when none was read. */
+function worstSteal(steps: readonly { stealPct?: number }[]): number | undefined {
+  const read = steps.map((s) => s.stealPct).filter((v): v is number => v !== undefined);
+  return read.length ? Math.max(...read) : undefined;
 }
 
 /**
@@ -265,12 +272,13 @@ export function workersTable(loads: readonly (LoadResult & { profile: string })[
       held?.evaCpuPct !== undefined && held.calls > 0 ? num(held.evaCpuPct / held.calls, 2) : '–',
       num(held?.rssPerCallMb, 2),
       num(held?.clientCpuPct),
+      num(worstSteal(l.steps), 0),
       l.stopReason,
     ];
   });
   return [
     `== load by EVA_WORKERS (${loads[0]?.profile ?? '?'}): figures at the last step held`,
-    textTable(['workers', 'calls held', 'lag p99 (each worker)', 'EVA CPU%', 'CPU%/call', 'MB/call', 'client CPU%', 'stopped'], rows),
+    textTable(['workers', 'calls held', 'lag p99 (each worker)', 'EVA CPU%', 'CPU%/call', 'MB/call', 'client CPU%', 'steal% (worst step)', 'stopped'], rows),
   ].join('\n');
 }
 
