@@ -251,12 +251,11 @@ export class Pacer {
       this.sendFn(payload, header);
       this.stats.frames++;
       this.stats.speechFrames++;
-      // The slot is reused once shifted: read it first.
+      // Read before anything can queue more audio: a listener's write could land in the slot once it is shifted.
       if (this.events.level) this.events.level(rmsOf(pcm), now);
-      const tagged = !Number.isNaN(this.queue.tagSegment(slot));
-      const tag = tagged ? { segment: this.queue.tagSegment(slot), endMs: this.queue.tagEndMs(slot) } : null;
       this.queue.shift();
-      if (tag) this.events.played?.(tag);
+      // shift() only moves the head: the slot's tag is still there to read.
+      if (!Number.isNaN(this.queue.tagSegment(slot))) this.playedTag(slot);
       return;
     }
     if (this.talking) {
@@ -283,6 +282,7 @@ export class Pacer {
     this.stats.frames++;
   }
 
+  /** Reports a slot's tag as played; its values are read before the listener runs (it may queue audio into the slot). */
   private playedTag(slot: number): void {
     this.events.played?.({ segment: this.queue.tagSegment(slot), endMs: this.queue.tagEndMs(slot) });
   }
