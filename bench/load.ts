@@ -195,6 +195,12 @@ export function stealPercent(before: { total: number; steal: number }, after: { 
   return total > 0 ? ((after.steal - before.steal) / total) * 100 : 0;
 }
 
+/** The largest stolen CPU share of a ramp's steps, or undefined when none was read. */
+export function worstSteal(steps: readonly { stealPct?: number }[]): number | undefined {
+  const read = steps.map((s) => s.stealPct).filter((v): v is number => v !== undefined);
+  return read.length ? Math.max(...read) : undefined;
+}
+
 /** Above this much stolen CPU in a step, the report says the ramp measured the host as much as EVA. */
 export const STEAL_WARN_PCT = 5;
 
@@ -489,7 +495,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const stolen = result.steps.filter((s) => (s.stealPct ?? 0) > STEAL_WARN_PCT);
   if (stolen.length) {
     result.notes.push(
-      `the hypervisor took over ${STEAL_WARN_PCT} % of this machine's CPU in ${stolen.length} of ${result.steps.length} steps (up to ${fmt(Math.max(...stolen.map((s) => s.stealPct!)), 0)} %, column "steal"): those steps measured the host's other guests as much as EVA`,
+      `the hypervisor took over ${STEAL_WARN_PCT} % of this machine's CPU in ${stolen.length} of ${result.steps.length} steps (up to ${fmt(worstSteal(stolen), 0)} %, column "steal"): those steps measured the host's other guests as much as EVA`,
     );
   }
   return result;

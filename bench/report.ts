@@ -3,7 +3,7 @@
 // calls for the load ramp). Pure: a result in, strings out; run.ts writes them to bench/results/.
 import { COLORS, histogramSvg, lineSvg, waterfallSvg, type Marker, type WaterfallRow } from './chart.js';
 import { FIGURES, classBreakdown, medianTrial, type ClipClass, type Counts, type FigureKey, type Summary, type TrialResult } from './latency.js';
-import type { LoadResult } from './load.js';
+import { worstSteal, type LoadResult } from './load.js';
 import type { LatencyProfile } from './profiles.js';
 import type { MicroResult, ProfileStep, StagesResult } from './stages.js';
 import type { TextProbeResult } from './text-probes.js';
@@ -248,12 +248,6 @@ export function loadTable(load: LoadResult & { profile: string }): string {
     textTable(['calls', 'up', 'lag p99', 'underruns', 'max gap', 'EVA CPU%', 'client CPU%', 'steal%', 'RSS MB', 'MB/call', 'MB/added call', 'EVA talks', 'turns/unanswered', 'perceived p50', 'result'], rows),
     ...load.notes.map((n) => `   note: ${n}`),
   ].join('\n');
-}
-
-/** The largest stolen CPU share of a ramp's steps, or undefined when none was read. */
-function worstSteal(steps: readonly { stealPct?: number }[]): number | undefined {
-  const read = steps.map((s) => s.stealPct).filter((v): v is number => v !== undefined);
-  return read.length ? Math.max(...read) : undefined;
 }
 
 /**
