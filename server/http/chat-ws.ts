@@ -3,6 +3,7 @@
 // EVA_WS_CHAT_QUEUE, beyond which they get `rate_limited`. The text API's per-client bucket applies to each.
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { EvaError } from '../errors.js';
+import { linkAbort } from '../abort-link.js';
 import { rateLimitedError } from '../ratelimit.js';
 import { parseWsChatMessage, type ChatRequest, type WsChatEvent } from '../textapi.js';
 import { admitUpgrade, upgrade, type RouteContext } from './context.js';
@@ -40,7 +41,15 @@ export function registerChat(app: TemplatedApp, ctx: RouteContext): ChatSockets 
     s.busy = true;
     try {
       for (let req = s.queue.shift(); req && s.open; req = s.queue.shift()) {
-        await text!.streamChat({ ...req, sessionId: access.session(req.sessionId, s.owner) }, s.ctrl.signal, emitter(ws, s));
+        // A controller per message, let go of when it is answered: the socket's own signal lives as long as the
+        // socket, and would otherwise keep every message's request state (server/abort-link.ts).
+        const turn = new AbortController();
+        const unlink = linkAbort(s.ctrl.signal, turn);
+        try {
+          await text!.streamChat({ ...req, sessionId: access.session(req.sessionId, s.owner) }, turn.signal, emitter(ws, s));
+        } finally {
+          unlink();
+        }
       }
     } finally {
       s.busy = false;

@@ -8,6 +8,7 @@
 // which bounds what is held to one piece of audio.
 import type { AudioOut } from '../agent.js';
 import { isAbort, EvaError, ProviderError } from '../errors.js';
+import { linkAbort } from '../abort-link.js';
 import type { Logger } from '../log.js';
 import type { ServerMessage } from '../signaling.js';
 import type { LlmProvider, SttProvider, SttResult, TtsProvider } from '../providers/types.js';
@@ -71,6 +72,8 @@ export class ReplyTurn {
 
   private readonly ctrl = new AbortController();
   readonly signal: AbortSignal;
+  /** Cuts this turn's signal loose from the call's (at the end of run() or on abort), so the call keeps nothing of it. */
+  private readonly unlink: () => void;
   private committed: boolean;
   private held: (() => void)[] = [];
   private commitWaiters: (() => void)[] = [];
@@ -81,7 +84,8 @@ export class ReplyTurn {
     private readonly deps: ReplyDeps,
     opts: { speculative: boolean; speechEndAt: number; eouMs?: number },
   ) {
-    this.signal = AbortSignal.any([deps.callSignal, this.ctrl.signal]);
+    this.signal = this.ctrl.signal;
+    this.unlink = linkAbort(deps.callSignal, this.ctrl);
     this.committed = !opts.speculative;
     this.speechEndAt = opts.speechEndAt;
     if (opts.eouMs !== undefined) this.times.eou_ms = round(opts.eouMs);
@@ -112,6 +116,7 @@ export class ReplyTurn {
 
   abort(): void {
     this.ctrl.abort();
+    this.unlink();
     this.held = [];
     for (const w of this.commitWaiters.splice(0)) w();
   }
@@ -164,6 +169,7 @@ export class ReplyTurn {
       this.emit({ type: 'error', code: this.failed.code, message: this.failed.message });
     } finally {
       this.done = true;
+      this.unlink();
     }
   }
 
