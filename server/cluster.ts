@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { EvaConfig } from './config.js';
 import type { ToSupervisor, ToWorker, WorkerState, WorkerStatus } from './cluster-worker.js';
 import { loadSecret } from './http/tokens.js';
+import { onStdinClose } from './lifeline.js';
 import type { Logger } from './log.js';
 import { createSupervisorMetrics, type MetricsJson } from './metrics.js';
 import { openStore } from './store.js';
@@ -295,6 +296,8 @@ export async function runSupervisor(opts: SupervisorOptions): Promise<void> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // EVA_EXIT_ON_STDIN_CLOSE=1: the process that started EVA is gone, taken as a first signal (the workers drain).
+  if (config.exitOnStdinClose) onStdinClose(process.stdin, (why) => onSignal(why));
 
   log.info('starting workers', { workers: n, port, rtpPorts: config.rtpPorts?.join('-') });
   for (const slot of slots) start(slot);

@@ -81,6 +81,13 @@ t.test('issue 10 settings: ICE servers, RTP ports, workers, drain, database URL'
   t.notMatch(err, /hunter2/, 'the password is never repeated');
 });
 
+t.test('EVA_EXIT_ON_STDIN_CLOSE: off by default, 0 or 1, and a flag like every setting', async (t) => {
+  t.equal(loadConfig({}).exitOnStdinClose, false);
+  t.equal(loadConfig({ EVA_EXIT_ON_STDIN_CLOSE: '1' }).exitOnStdinClose, true);
+  t.equal(loadConfig({}, ['--eva-exit-on-stdin-close', '1']).exitOnStdinClose, true);
+  t.throws(() => loadConfig({ EVA_EXIT_ON_STDIN_CLOSE: 'yes' }), /EVA_EXIT_ON_STDIN_CLOSE must be an integer from 0 to 1/);
+});
+
 t.test('EVA_VAD_BATCH_WAIT_MS: default the VAD engine\'s own, 0 to 20 ms', async (t) => {
   t.equal(loadConfig({}).vadBatchWaitMs, BATCH_WAIT_MS);
   t.equal(loadConfig({ EVA_VAD_BATCH_WAIT_MS: '0' }).vadBatchWaitMs, 0);

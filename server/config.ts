@@ -61,6 +61,11 @@ export interface EvaConfig {
   workers: number;
   /** EVA_DRAIN_S: on SIGINT/SIGTERM, how long calls in progress may go on before they are ended. */
   drainS: number;
+  /**
+   * EVA_EXIT_ON_STDIN_CLOSE=1: drain and exit when stdin reaches end-of-file, i.e. when the process that started EVA
+   * with a pipe on its stdin is gone (server/lifeline.ts). For benches, test harnesses and other parents.
+   */
+  exitOnStdinClose: boolean;
   /** EVA_DATABASE_URL: `postgres://…` for a PostgreSQL store shared by many nodes; unset = SQLite in EVA_DATA_DIR. */
   databaseUrl?: string;
   /** Who may use EVA and how much (docs/security.md). */
@@ -316,6 +321,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     vadBatchWaitMs: int(e, 'EVA_VAD_BATCH_WAIT_MS', 8, 0, 20),
     workers: int(e, 'EVA_WORKERS', availableParallelism(), 1, 256),
     drainS: int(e, 'EVA_DRAIN_S', 10, 0, 3600),
+    exitOnStdinClose: int(e, 'EVA_EXIT_ON_STDIN_CLOSE', 0, 0, 1) === 1,
     databaseUrl: databaseUrl(e.EVA_DATABASE_URL),
     access: {
       apiKey: e.EVA_API_KEY || undefined,

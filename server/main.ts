@@ -7,6 +7,7 @@ import { runSupervisor } from './cluster.js';
 import { WorkerLink } from './cluster-worker.js';
 import { loadConfig, type EvaConfig } from './config.js';
 import { EvaError } from './errors.js';
+import { onStdinClose } from './lifeline.js';
 import { createLogger, type Logger } from './log.js';
 import { rtpSlice } from './peer-options.js';
 import { guardProcess } from './process-guard.js';
@@ -156,6 +157,8 @@ async function serve(base: EvaConfig, worker: number | undefined, log: Logger): 
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   // The supervisor went away (killed): nothing would restart or stop this worker, so it drains and exits.
   if (supervised) process.on('disconnect', () => drain('the supervisor is gone', config.drainS));
+  // The process that started EVA went away (EVA_EXIT_ON_STDIN_CLOSE=1): the same drain.
+  else if (config.exitOnStdinClose) onStdinClose(process.stdin, (why) => drain(why, config.drainS));
 }
 
 main().catch((err: unknown) => {
