@@ -241,8 +241,9 @@ async function startEva(main: string, extraEnv: Record<string, string>): Promise
   const dataDir = mkdtempSync(join(os.tmpdir(), 'eva-bench-'));
   const t0 = performance.now();
   // One process unless the caller asks for workers (EVA_WORKERS defaults to the number of cores); no drain at stop.
-  const env = { ...cleanEnv(), PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', EVA_WORKERS: '1', EVA_DRAIN_S: '0', ...extraEnv };
-  const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its stdin is a pipe the bench holds: a bench killed with SIGKILL, which no cleanup survives, takes EVA with it.
+  const env = { ...cleanEnv(), PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', EVA_WORKERS: '1', EVA_DRAIN_S: '0', EVA_EXIT_ON_STDIN_CLOSE: '1', ...extraEnv };
+  const child = spawn(process.execPath, [main], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderrTail = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderrTail = (stderrTail + d.toString()).slice(-4000);

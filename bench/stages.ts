@@ -629,8 +629,9 @@ async function startEva(env: Record<string, string>): Promise<EvaProcess> {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(EVA_|GROQ_|OLLAMA_|OPENAI_|PORT$|HOST$|NODE_OPTIONS$)/.test(k)) clean[k] = v;
   const child = spawn(process.execPath, ['--inspect=127.0.0.1:0', join(ROOT, 'dist', 'server', 'main.js')], {
-    env: { ...clean, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin: a pipe this process holds, so that EVA exits with the bench however the bench ends.
+    env: { ...clean, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', EVA_EXIT_ON_STDIN_CLOSE: '1', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let exited = false;
   const exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));

@@ -200,10 +200,14 @@ export class NetLab {
     }
   }
 
-  /** A long-running process inside `ns`, stopped when the lab closes. `ip netns exec` execs it: the pid is its own. */
+  /**
+   * A long-running process inside `ns`, stopped when the lab closes. `ip netns exec` execs it: the pid is its own.
+   * Its stdin is a pipe the lab holds and never writes: an EVA started with EVA_EXIT_ON_STDIN_CLOSE=1 exits by
+   * itself if the test process is killed before it can stop it.
+   */
   spawn(ns: string, name: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): LabProcess {
     if (this.closed) throw new Error('the lab is closed');
-    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     const p = new LabProcess(name, child);
     this.processes.add(p);
     void p.exited.then(() => this.processes.delete(p));

@@ -39,9 +39,10 @@ export async function spawnEva(
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
     // One process unless the test asks for workers (EVA_WORKERS defaults to the number of cores), and calls end
-    // at once on SIGTERM (teardown) unless the test sets EVA_DRAIN_S.
-    env: { ...inherited, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_WORKERS: '1', EVA_DRAIN_S: '0', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // at once on SIGTERM (teardown) unless the test sets EVA_DRAIN_S. Its stdin is a pipe this process holds, so
+    // that EVA exits by itself if the test is killed (a tap timeout) before its teardown runs.
+    env: { ...inherited, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_WORKERS: '1', EVA_DRAIN_S: '0', EVA_EXIT_ON_STDIN_CLOSE: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';

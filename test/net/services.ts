@@ -51,6 +51,7 @@ export async function startEvaIn(t: TapLike, lab: NetLab, ns: string, name: stri
       EVA_DATA_DIR: dataDir,
       EVA_LLM: 'echo',
       EVA_LOG_LEVEL: 'info',
+      EVA_EXIT_ON_STDIN_CLOSE: '1',
       ...env,
     },
   });
