@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { loadSileroModel } from './silero-graph.js';
+import { niceThisThread } from './thread-nice.js';
 import { SESSION_OPTIONS, runPacked } from './vad.js';
 
 /** Test-only faults (see `debug` below). */
@@ -22,7 +23,8 @@ export type FromVadWorker =
   | { type: 'error'; id: number; message: string };
 
 const port = parentPort!;
-const { modelPath, rate } = workerData as { modelPath: string; rate: number };
+const { modelPath, rate, nice } = workerData as { modelPath: string; rate: number; nice?: number };
+niceThisThread(nice ?? 0);
 const session = await ort.InferenceSession.create(loadSileroModel(modelPath), SESSION_OPTIONS);
 const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(rate)]), []);
 const post = (msg: FromVadWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);

@@ -195,10 +195,10 @@ export const VAD_BATCH_TIMEOUT_MS = 500;
 class WorkerRunner implements VadRunner {
   readonly supervisor: WorkerSupervisor<FromVadWorker>;
 
-  constructor(modelPath: string, entry: { url: URL; execArgv?: string[] }) {
+  constructor(modelPath: string, entry: { url: URL; execArgv?: string[] }, threadNice = 0) {
     this.supervisor = new WorkerSupervisor<FromVadWorker>({
       name: 'vad',
-      spawn: () => new Worker(entry.url, { workerData: { modelPath, rate: VAD_RATE }, execArgv: entry.execArgv }),
+      spawn: () => new Worker(entry.url, { workerData: { modelPath, rate: VAD_RATE, nice: threadNice }, execArgv: entry.execArgv }),
       isReady: (m) => m.type === 'ready',
       jobId: (m) => (m.type === 'ready' ? undefined : m.id),
       jobTimeoutMs: VAD_BATCH_TIMEOUT_MS,
@@ -240,6 +240,8 @@ export interface VadEngineOptions {
   batchWaitMs?: number;
   /** Open streams from which windows wait for company (default COALESCE_STREAMS). */
   coalesceStreams?: number;
+  /** The worker thread's nice value (media/thread-nice.ts; EVA passes EVA_THREAD_NICE); default 0, unchanged. */
+  threadNice?: number;
 }
 
 /**
@@ -292,7 +294,7 @@ export class VadEngine {
   static async create(modelPath = sileroModelPath(), opts: VadEngineOptions = {}): Promise<VadEngine> {
     const entry = opts.thread === 'main' ? null : workerScript(import.meta.url, 'vad-worker');
     if (entry) {
-      const runner = new WorkerRunner(modelPath, entry);
+      const runner = new WorkerRunner(modelPath, entry, opts.threadNice);
       await runner.start();
       return new VadEngine(runner, opts);
     }

@@ -81,6 +81,13 @@ t.test('issue 10 settings: ICE servers, RTP ports, workers, drain, database URL'
   t.notMatch(err, /hunter2/, 'the password is never repeated');
 });
 
+t.test('EVA_THREAD_NICE: 10 by default, 0 to 19', async (t) => {
+  t.equal(loadConfig({}).threadNice, 10);
+  t.equal(loadConfig({ EVA_THREAD_NICE: '0' }).threadNice, 0);
+  t.throws(() => loadConfig({ EVA_THREAD_NICE: '-5' }), /EVA_THREAD_NICE must be an integer from 0 to 19/);
+  t.throws(() => loadConfig({ EVA_THREAD_NICE: '20' }), /EVA_THREAD_NICE must be an integer from 0 to 19/);
+});
+
 t.test('EVA_EXIT_ON_STDIN_CLOSE: off by default, 0 or 1, and a flag like every setting', async (t) => {
   t.equal(loadConfig({}).exitOnStdinClose, false);
   t.equal(loadConfig({ EVA_EXIT_ON_STDIN_CLOSE: '1' }).exitOnStdinClose, true);

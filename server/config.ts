@@ -6,6 +6,7 @@ import { EvaError } from './errors.js';
 import { DEFAULT_TURN_CONFIG, type TurnConfig } from '../media/turns.js';
 import { DEFAULT_EOU_CONFIG } from './pipeline/eou.js';
 import { DEFAULT_RTP_MAX_PPS } from '../media/rtp.js';
+import { HELPER_THREAD_NICE } from '../media/thread-nice.js';
 
 export interface EvaConfig {
   port: number;
@@ -57,6 +58,11 @@ export interface EvaConfig {
    * share its Silero run (media/vad.ts BATCH_WAIT_MS); 0 runs each at once.
    */
   vadBatchWaitMs: number;
+  /**
+   * EVA_THREAD_NICE: nice value of the VAD's and eSpeak's worker threads (Linux), so that the main thread, which
+   * paces the audio, wins a busy core (media/thread-nice.ts); 0 leaves them at the main thread's priority.
+   */
+  threadNice: number;
   /** EVA_WORKERS: worker processes serving the same port; 1 = a single process (no supervisor). */
   workers: number;
   /** EVA_DRAIN_S: on SIGINT/SIGTERM, how long calls in progress may go on before they are ended. */
@@ -319,6 +325,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     opusDtx: int(e, 'EVA_OPUS_DTX', 1, 0, 1) === 1,
     // The default is media/vad.ts BATCH_WAIT_MS (not imported: the supervisor loads this file, not the model's runtime).
     vadBatchWaitMs: int(e, 'EVA_VAD_BATCH_WAIT_MS', 8, 0, 20),
+    threadNice: int(e, 'EVA_THREAD_NICE', HELPER_THREAD_NICE, 0, 19),
     workers: int(e, 'EVA_WORKERS', availableParallelism(), 1, 256),
     drainS: int(e, 'EVA_DRAIN_S', 10, 0, 3600),
     exitOnStdinClose: int(e, 'EVA_EXIT_ON_STDIN_CLOSE', 0, 0, 1) === 1,

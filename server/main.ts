@@ -85,7 +85,7 @@ async function serve(base: EvaConfig, worker: number | undefined, log: Logger): 
     }
   }
   countRejection = () => runtime.metrics.unhandledRejection();
-  const vad = await VadEngine.create(undefined, { batchWaitMs: config.vadBatchWaitMs });
+  const vad = await VadEngine.create(undefined, { batchWaitMs: config.vadBatchWaitMs, threadNice: config.threadNice });
   vad.onReset((e) => {
     log.warn('VAD worker replaced: every call\'s VAD state was reset', { reason: e.cause.message });
     runtime.metrics.workerRestart('vad');

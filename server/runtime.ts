@@ -118,7 +118,7 @@ function buildLlm(name: string, config: EvaConfig, log: Logger): LlmProvider {
 async function buildTts(name: string, config: EvaConfig, log: Logger): Promise<TtsProvider> {
   if (name === 'groq') return new GroqTts({ apiKey: needKey(config, 'TTS'), baseURL: config.groqBaseUrl, voice: config.ttsVoice });
   if (name === 'openai') return new OpenAiTts({ baseURL: needUrl(config.ttsUrl, 'TTS'), apiKey: config.ttsApiKey, voice: config.ttsVoice });
-  return createEspeakTts({ voice: config.ttsVoice, log: log.child('espeak') });
+  return createEspeakTts({ voice: config.ttsVoice, log: log.child('espeak'), threadNice: config.threadNice });
 }
 
 function stageOf(key: string): Stage | null {

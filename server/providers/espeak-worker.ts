@@ -9,6 +9,7 @@
 // of typed-array accesses). Measured: with transfer, the first sentence after warm-up took 60–90 ms and every
 // later one 12–14 ms; copied, 6 ms and 1 ms to first audio. Nothing in this thread may detach a buffer.
 import { parentPort, workerData } from 'node:worker_threads';
+import { niceThisThread } from '../../media/thread-nice.js';
 
 export interface WorkerWord {
   textOffset: number;
@@ -42,6 +43,8 @@ export type FromWorker =
 /** Shared with the main thread: slot 0 holds the id of the request to stop. */
 export interface WorkerInit {
   abort: SharedArrayBuffer;
+  /** This thread's nice value (media/thread-nice.ts); 0 leaves it unchanged. */
+  nice: number;
 }
 
 interface EspeakEvent {
@@ -101,6 +104,7 @@ function* warmupSentences(): Generator<string> {
 const port = parentPort;
 if (!port) throw new Error('espeak-worker must run in a worker thread');
 const abortFlag = new Int32Array((workerData as WorkerInit).abort);
+niceThisThread((workerData as WorkerInit).nice);
 
 let engine: EspeakEngine | null = null;
 let voiceList: EspeakVoiceInfo[] = [];

@@ -33,6 +33,8 @@ export interface EspeakConfig {
   maxQueue?: number;
   /** Per-synthesis progress deadline, ms. Default ESPEAK_JOB_TIMEOUT_MS. */
   jobTimeoutMs?: number;
+  /** The worker thread's nice value (media/thread-nice.ts; EVA passes EVA_THREAD_NICE); default 0, unchanged. */
+  threadNice?: number;
 }
 
 export interface EspeakTtsOptions extends TtsOptions {
@@ -125,7 +127,7 @@ export class EspeakTts implements TtsProvider {
         const { url, execArgv } = workerEntry();
         const abort = new SharedArrayBuffer(4);
         this.abortFlag = new Int32Array(abort);
-        return new Worker(url, { workerData: { abort } satisfies WorkerInit, ...(execArgv ? { execArgv } : {}) });
+        return new Worker(url, { workerData: { abort, nice: config.threadNice ?? 0 } satisfies WorkerInit, ...(execArgv ? { execArgv } : {}) });
       },
       isReady: (m) => {
         if (m.type !== 'ready') return false;
