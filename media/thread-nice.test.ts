@@ -1,24 +1,11 @@
 // The VAD's and eSpeak's worker threads at a nice value of their own, the calling thread left alone. Linux only
 // (/proc); elsewhere niceThisThread changes nothing, which the last test checks.
-import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { createEspeakTts } from '../server/providers/tts-espeak.js';
+import { threadNices } from '../test/helpers/proc.js';
 import { niceThisThread } from './thread-nice.js';
 import { VadEngine } from './vad.js';
 
-/** Nice value of each thread of this process, by thread id (field 19 of /proc/<pid>/task/<tid>/stat). */
-function threadNices(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
 const at = (nice: number): number[] => [...threadNices()].filter(([, n]) => n === nice).map(([tid]) => tid);
 
 const linux = process.platform === 'linux';

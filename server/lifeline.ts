@@ -18,9 +18,10 @@ export function onStdinClose(stdin: NodeJS.ReadableStream, onGone: (why: string)
     gone = true;
     onGone(why);
   };
+  const closed = 'stdin closed: the process that started EVA is gone';
   stdin.on('data', () => {});
-  stdin.once('end', () => fire('stdin closed: the process that started EVA is gone'));
-  stdin.once('close', () => fire('stdin closed: the process that started EVA is gone'));
+  stdin.once('end', () => fire(closed));
+  stdin.once('close', () => fire(closed));
   stdin.once('error', (err: Error) => fire(`stdin failed (${err.message}): taken as the process that started EVA being gone`));
   stdin.resume();
 }

@@ -1,22 +1,8 @@
 // EVA as a user starts it: the VAD's and eSpeak's worker threads at EVA_THREAD_NICE (default 10), the main thread
 // that paces the audio at the process's own priority; EVA_THREAD_NICE=0 leaves every thread alone. Linux only.
-import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
+import { threadNices } from './helpers/proc.js';
 import { spawnEva } from './helpers/server.js';
-
-/** Nice value of each thread of `pid` (field 19 of /proc/<pid>/task/<tid>/stat), by thread id. */
-function threadNices(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
 
 const skip = process.platform !== 'linux' && 'Linux only';
 
