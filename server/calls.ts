@@ -72,7 +72,16 @@ export class CallRegistry {
     }
   }
 
+  /** Ends every call; one whose close throws does not keep the others open (the first error is rethrown after). */
   closeAll(reason: CallEndReason): void {
-    for (const c of [...this.calls.values()]) c.close(reason);
+    let failed: { err: unknown } | undefined;
+    for (const c of [...this.calls.values()]) {
+      try {
+        c.close(reason);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+    if (failed) throw failed.err;
   }
 }

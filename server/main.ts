@@ -10,7 +10,7 @@ import { EvaError } from './errors.js';
 import { onStdinClose } from './lifeline.js';
 import { createLogger, type Logger } from './log.js';
 import { rtpSlice } from './peer-options.js';
-import { guardProcess } from './process-guard.js';
+import { guardFatal, guardProcess } from './process-guard.js';
 import { loadSecret } from './http/tokens.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { VadEngine } from '../media/vad.js';
@@ -125,11 +125,22 @@ async function serve(base: EvaConfig, worker: number | undefined, log: Logger): 
   }
   log.info('ready', { url, ...runtime.chosen, ...(supervised && { worker, pid: process.pid }) });
 
+  const srv = server;
+  // From here a bug that throws past every handler ends this process as before, but tells its calls first.
+  guardFatal({ log, endCalls: () => srv.calls.closeAll('error'), flushMs: BYE_FLUSH_MS });
+  // Test-only: SIGUSR2 throws an exception nobody catches, on the event loop (its default would kill the process).
+  if (process.env.EVA_TEST_FAULTS === '1') {
+    process.on('SIGUSR2', () =>
+      setImmediate(() => {
+        throw new Error('test fault: uncaught exception (SIGUSR2 with EVA_TEST_FAULTS=1)');
+      }),
+    );
+  }
+
   // Draining: no new sockets or offers (503 / `shutting_down`), /health says `draining`; calls in progress go on
   // for up to EVA_DRAIN_S, then end with `bye {reason:"shutdown"}`, and the process exits.
   let deadline = Infinity;
   let draining = false;
-  const srv = server;
   function drain(why: string, seconds: number): void {
     deadline = Math.min(deadline, performance.now() + seconds * 1000);
     if (draining) return;

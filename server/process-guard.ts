@@ -1,6 +1,9 @@
 // What keeps one bug from ending every call: a promise rejection nobody handled is logged and counted
 // (eva_unhandled_rejections_total), never fatal. Node's default since v15 is to exit the process on the first one,
 // which would drop every call on the box for a fault in one of them. main.ts installs it once, before anything else.
+// An exception nobody caught is different: the process's state is unknown, so it still ends (exit code 1; the
+// supervisor starts a new worker), but first each of its calls is told why (`bye {reason:"error"}`), which a
+// crash otherwise never says: the socket just closes (guardFatal).
 import type { Logger } from './log.js';
 
 export interface ProcessGuardOptions {
@@ -22,4 +25,41 @@ export function guardProcess(opts: ProcessGuardOptions): () => void {
   };
   process.on('unhandledRejection', onRejection);
   return () => process.off('unhandledRejection', onRejection);
+}
+
+export interface FatalGuardOptions {
+  log: Logger;
+  /** Ends every call (synchronously: each sends its `bye`). Called once; a throw in it is logged. */
+  endCalls: () => void;
+  /** How long the byes get to reach the sockets before the process exits. */
+  flushMs: number;
+  /** Default: process.exit. */
+  exit?: (code: number) => void;
+}
+
+/**
+ * An uncaught exception ends the process with exit code 1 as Node's default does, after logging it and ending
+ * every call. A second one while the byes flush exits at once. Returns the handler's removal.
+ */
+export function guardFatal(opts: FatalGuardOptions): () => void {
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  let fatal = false;
+  const onException = (err: unknown, origin: string): void => {
+    const what = err instanceof Error ? { message: err.message, stack: err.stack } : String(err);
+    if (fatal) {
+      opts.log.error('another uncaught exception while ending the calls: exiting now', { err: what, origin });
+      exit(1);
+      return;
+    }
+    fatal = true;
+    opts.log.error('uncaught exception: ending every call and exiting (please report it)', { err: what, origin });
+    try {
+      opts.endCalls();
+    } catch (e) {
+      opts.log.error('ending the calls failed', { err: (e as Error).message ?? String(e) });
+    }
+    setTimeout(() => exit(1), opts.flushMs);
+  };
+  process.on('uncaughtException', onException);
+  return () => process.off('uncaughtException', onException);
 }

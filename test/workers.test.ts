@@ -125,8 +125,8 @@ t.test('EVA_RTP_PORTS is cut into disjoint slices, one per worker', async (t) =>
 const RTP_LO = 41000 + Math.floor(Math.random() * 500) * 40;
 const RTP: [number, number] = [RTP_LO, RTP_LO + 39];
 
-t.test('two workers on one port: connections spread, calls work, a killed worker is restarted, /metrics and sessions are shared', async (t) => {
-  const eva = await spawnEva(t, { env: { ...ENV, EVA_DRAIN_S: '1', EVA_RTP_PORTS: RTP.join('-') }, timeoutMs: START_MS });
+t.test('two workers on one port: connections spread, calls work, a killed or failed worker is restarted, /metrics and sessions are shared', async (t) => {
+  const eva = await spawnEva(t, { env: { ...ENV, EVA_DRAIN_S: '1', EVA_TEST_FAULTS: '1', EVA_RTP_PORTS: RTP.join('-') }, timeoutMs: START_MS });
   t.match(eva.stdout(), /EVA listening on http:\/\/127\.0\.0\.1:\d+ {2}\(2 workers;/, 'the supervisor announces the port once every worker listens');
 
   await t.test('both workers answer on the one port (SO_REUSEPORT)', async (t) => {
@@ -245,6 +245,29 @@ t.test('two workers on one port: connections spread, calls work, a killed worker
       fresh.push(call);
       t.ok((await hearsEcho(call)) >= 200, `new call ${i + 1} hears its echo`);
     }
+  });
+
+  await t.test('a worker that throws an exception nobody catches ends its call with bye error and exits; the other goes on', async (t) => {
+    const connected = await callInEachWorker(eva, calls);
+    t.equal(calls.size, 2, `a call in each worker again (${connected} connected)`);
+    const h = await health(eva.port);
+    const victim = h.workers!.find((w) => w.worker === 0)!;
+    const doomed = calls.get(0)!;
+    const survivor = calls.get(1)!;
+    // Test-only (EVA_TEST_FAULTS=1): the worker throws on its event loop, as a bug in a callback would.
+    process.kill(victim.pid!, 'SIGUSR2');
+    t.same(await doomed.waitFor((m) => m.type === 'bye', 20_000), { type: 'bye', reason: 'error' }, 'its call is told: bye error');
+    t.ok((await hearsEcho(survivor)) >= 200, 'the call in the other worker goes on with audio');
+    t.notOk(survivor.events.some((e) => e.msg.type === 'bye'), 'and was not ended');
+    const after = await healthUntil(eva.port, (h) => h.workers!.every((w) => w.state === 'up') && h.workers![0]!.pid !== victim.pid, 60_000);
+    t.equal(after.workers![0]!.state, 'up', 'the supervisor started worker 0 again');
+    t.equal(after.workers![0]!.restarts, 1, 'and counts the restart');
+    t.match(eva.stderr(), /uncaught exception: ending every call and exiting.*test fault/, 'the worker logged the exception before it exited');
+    t.match(eva.stderr(), /worker 0 \(pid \d+\) exited \(exit code 1\) and its calls with it/, 'the supervisor logged the exit');
+    survivor.hangup();
+    await survivor.close();
+    await doomed.close();
+    calls.clear();
   });
 });
 
