@@ -121,6 +121,9 @@ t.test('options: calls, window, modes; bad values are refused with the usage', a
   t.throws(() => parseStagesArgs(['--micro-only', '--profile-only']), /exclude each other/);
   t.throws(() => parseStagesArgs(['--bogus']), /unknown option --bogus[\s\S]*usage/);
   t.throws(() => parseStagesArgs(['--compare']), /--compare needs a value/);
+  t.match(parseStagesArgs([]).evaEntry, /dist\/server\/main\.js$/, 'profiles this build by default');
+  t.equal(parseStagesArgs(['--eva-entry', '/tmp/old/dist/server/main.js']).evaEntry, '/tmp/old/dist/server/main.js');
+  t.throws(() => parseStagesArgs(['--eva-entry']), /--eva-entry needs a value/);
 });
 
 t.test("per-packet and per-frame units come from EVA's own packet counts when it has them", async (t) => {

@@ -624,11 +624,11 @@ interface EvaProcess {
   stop(): Promise<void>;
 }
 
-async function startEva(env: Record<string, string>): Promise<EvaProcess> {
+async function startEva(entry: string, env: Record<string, string>): Promise<EvaProcess> {
   const dataDir = mkdtempSync(join(os.tmpdir(), 'eva-stages-'));
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(EVA_|GROQ_|OLLAMA_|OPENAI_|PORT$|HOST$|NODE_OPTIONS$)/.test(k)) clean[k] = v;
-  const child = spawn(process.execPath, ['--inspect=127.0.0.1:0', join(ROOT, 'dist', 'server', 'main.js')], {
+  const child = spawn(process.execPath, ['--inspect=127.0.0.1:0', entry], {
     // stdin: a pipe this process holds, so that EVA exits with the bench however the bench ends.
     env: { ...clean, PORT: '0', HOST: '127.0.0.1', EVA_DATA_DIR: dataDir, EVA_LOG_LEVEL: 'warn', EVA_EXIT_ON_STDIN_CLOSE: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -796,6 +796,8 @@ interface StagesArgs {
   compare?: string;
   report?: string;
   keepProfiles: boolean;
+  /** The EVA entry point to profile (another build's, for a before/after run). */
+  evaEntry: string;
 }
 
 const USAGE = `usage: node dist/bench/stages.js [options]   (after npm run build)
@@ -808,10 +810,12 @@ const USAGE = `usage: node dist/bench/stages.js [options]   (after npm run build
   --compare FILE       an earlier *-stages.json: print a before/after table
   --report FILE        measure nothing: print the report of an earlier *-stages.json (with --compare, against another)
   --keep-profiles      also write each step's .cpuprofile files (open them in Chrome DevTools)
-  --out DIR            where results go (default bench/results)`;
+  --out DIR            where results go (default bench/results)
+  --eva-entry FILE     the EVA entry point to profile (default dist/server/main.js), e.g. an older build's for a
+                       before/after pair; an EVA without eva_rtp_packets_total is taken to send and receive 50 a second`;
 
 export function parseStagesArgs(argv: readonly string[]): StagesArgs {
-  const a: StagesArgs = { calls: [10, 20], windowMs: 16_000, samplingUs: 250, micro: true, profile: true, outDir: join(ROOT, 'bench', 'results'), keepProfiles: false };
+  const a: StagesArgs = { calls: [10, 20], windowMs: 16_000, samplingUs: 250, micro: true, profile: true, outDir: join(ROOT, 'bench', 'results'), keepProfiles: false, evaEntry: join(ROOT, 'dist', 'server', 'main.js') };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = (): string => {
@@ -834,6 +838,7 @@ export function parseStagesArgs(argv: readonly string[]): StagesArgs {
       case '--report': a.report = value(); break;
       case '--keep-profiles': a.keepProfiles = true; break;
       case '--out': a.outDir = value(); break;
+      case '--eva-entry': a.evaEntry = value(); break;
       case '--help': case '-h': throw new Error(USAGE);
       default: throw new Error(`unknown option ${flag}\n${USAGE}`);
     }
@@ -847,7 +852,7 @@ async function profileUnderLoad(args: StagesArgs, result: StagesResult, write: (
   const groq = await startGroq({ profile: p.latency, transcript: 'Yes.', reply: () => REPLIES.short });
   let eva: EvaProcess | undefined;
   try {
-    eva = await startEva({ ...evaEnv(p, { groq: groq.url, openai: groq.openaiUrl, ollama: '' }), EVA_MAX_CALLS: '200', EVA_WORKERS: '1' });
+    eva = await startEva(args.evaEntry, { ...evaEnv(p, { groq: groq.url, openai: groq.openaiUrl, ollama: '' }), EVA_MAX_CALLS: '200', EVA_WORKERS: '1' });
     // One process (EVA_WORKERS=1): per-call costs are the same in each worker of a cluster, and one process is one
     // inspector, one /proc entry.
     log(`   EVA up at ${eva.httpUrl} (pid ${eva.child.pid}, inspector attached; workers: ${[...eva.workers.keys()].join(', ') || 'none yet'})`);
