@@ -54,19 +54,21 @@ t.test('a blocked event loop does not end a call whose packets arrived meanwhile
 t.test('closeAll ends every call even when one close throws, then rethrows the first error', async (t) => {
   const ended: string[] = [];
   const registry = new CallRegistry(10);
-  const mk = (id: string, fails: boolean) => ({
-    id,
-    state: 'connected',
-    dtx: false,
-    lastRtpAt: performance.now(),
-    close: (r: CallEndReason) => {
-      registry.remove(calls.find((c) => c.id === id)!);
-      if (fails) throw new Error(`close of ${id} failed`);
-      ended.push(`${id}:${r}`);
-    },
-  });
-  const calls = [mk('a', false), mk('b', true), mk('c', false)];
-  for (const c of calls) registry.add(c);
+  const mk = (id: string, fails: boolean) => {
+    const call = {
+      id,
+      state: 'connected',
+      dtx: false,
+      lastRtpAt: performance.now(),
+      close: (r: CallEndReason) => {
+        registry.remove(call);
+        if (fails) throw new Error(`close of ${id} failed`);
+        ended.push(`${id}:${r}`);
+      },
+    };
+    return call;
+  };
+  for (const c of [mk('a', false), mk('b', true), mk('c', false)]) registry.add(c);
   t.throws(() => registry.closeAll('error'), /close of b failed/, 'the failure is not swallowed');
   t.same(ended, ['a:error', 'c:error'], 'the calls after the failing one were ended too');
   t.equal(registry.size, 0, 'none is left in the registry');

@@ -13,10 +13,14 @@ export interface ProcessGuardOptions {
 }
 
 /** Install the handler; returns its removal. */
+/** What a log line says of a thrown value: an Error's message and the top of its stack, anything else as text. */
+function errFields(reason: unknown): { message: string; stack?: string } | string {
+  return reason instanceof Error ? { message: reason.message, stack: reason.stack?.split('\n').slice(0, 8).join('\n') } : String(reason);
+}
+
 export function guardProcess(opts: ProcessGuardOptions): () => void {
   const onRejection = (reason: unknown): void => {
-    const err = reason instanceof Error ? { message: reason.message, stack: reason.stack?.split('\n').slice(0, 8).join('\n') } : String(reason);
-    opts.log.error('unhandled promise rejection (survived; please report it)', { err });
+    opts.log.error('unhandled promise rejection (survived; please report it)', { err: errFields(reason) });
     try {
       opts.onRejection?.();
     } catch {
@@ -33,8 +37,6 @@ export interface FatalGuardOptions {
   endCalls: () => void;
   /** How long the byes get to reach the sockets before the process exits. */
   flushMs: number;
-  /** Default: process.exit. */
-  exit?: (code: number) => void;
 }
 
 /**
@@ -42,23 +44,20 @@ export interface FatalGuardOptions {
  * every call. A second one while the byes flush exits at once. Returns the handler's removal.
  */
 export function guardFatal(opts: FatalGuardOptions): () => void {
-  const exit = opts.exit ?? ((code: number) => process.exit(code));
   let fatal = false;
   const onException = (err: unknown, origin: string): void => {
-    const what = err instanceof Error ? { message: err.message, stack: err.stack } : String(err);
     if (fatal) {
-      opts.log.error('another uncaught exception while ending the calls: exiting now', { err: what, origin });
-      exit(1);
-      return;
+      opts.log.error('another uncaught exception while ending the calls: exiting now', { err: errFields(err), origin });
+      process.exit(1);
     }
     fatal = true;
-    opts.log.error('uncaught exception: ending every call and exiting (please report it)', { err: what, origin });
+    opts.log.error('uncaught exception: ending every call and exiting (please report it)', { err: errFields(err), origin });
     try {
       opts.endCalls();
     } catch (e) {
-      opts.log.error('ending the calls failed', { err: (e as Error).message ?? String(e) });
+      opts.log.error('ending the calls failed', { err: errFields(e) });
     }
-    setTimeout(() => exit(1), opts.flushMs);
+    setTimeout(() => process.exit(1), opts.flushMs);
   };
   process.on('uncaughtException', onException);
   return () => process.off('uncaughtException', onException);
